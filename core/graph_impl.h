@@ -1,0 +1,139 @@
+/*
+ * Internals of the core module: the graph as the loader leaves it, and the interface every
+ * operator implements. Not installed; only core/ and its tests include it.
+ *
+ * An operator is one file in core/ops/ defining a `const hs__op hs__op_<name>`:
+ *   prepare(): runs once at load time. Reads attributes and input descriptions through the
+ *              hs__prep helpers below, validates them (every failure names the node and the
+ *              reason through hs__fail), sets output dtypes and shapes, and fills in the
+ *              node's cost (flops, workspace bytes) and an op-specific `params` block
+ *              (allocated with calloc; the graph frees it with free()).
+ *   run():     the kernel. Cannot fail: everything it relies on was checked by prepare().
+ *              Inputs that the model omits (optional inputs) have data == NULL.
+ * A node whose inputs are all constant is run at load time and its outputs become constants
+ * (constant folding), unless the op sets `no_fold`.
+ */
+#ifndef HOTSPLIT_GRAPH_IMPL_H
+#define HOTSPLIT_GRAPH_IMPL_H
+
+#include <assert.h>
+#include <stdarg.h>
+
+#include "hotsplit/core.h"
+#include "onnx/onnx.pb-c.h"
+
+#define HS_MAX_IO 64 /* inputs or outputs of one node (Concat, Split) */
+
+typedef struct hs__value {
+    char *name;
+    hs_tensor t;     /* dtype/ndim/shape; data set only for constants */
+    bool is_const;
+    bool owns_data;  /* t.data was allocated by the graph */
+    bool is_input;   /* a runtime graph input */
+    bool is_output;  /* a graph output */
+    int producer;    /* producing node index, -1 for inputs and constants */
+    int last_use;    /* last consuming node index (node count for outputs), -1 if unused */
+} hs__value;
+
+struct hs__op;
+
+typedef struct hs__node {
+    char *name;
+    const struct hs__op *op;
+    int n_in, n_out;
+    int in[HS_MAX_IO];  /* value ids, -1 for an omitted optional input */
+    int out[HS_MAX_IO];
+    void *params;       /* op-specific, owned (free()) */
+    size_t workspace;   /* scratch bytes run() needs */
+    double flops;
+    int64_t n_params;   /* trainable parameters counted for this node */
+    bool folded_bn;     /* a BatchNormalization was folded into this Conv */
+} hs__node;
+
+struct hs_graph {
+    char *name;          /* file name given to the loader */
+    int opset;           /* default-domain opset */
+    hs__value *values;
+    int n_values, cap_values;
+    hs__node *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs;  int n_inputs;   /* value ids of runtime inputs */
+    int *outputs; int n_outputs;  /* value ids of graph outputs */
+    int64_t *cut_bytes;           /* [n_nodes + 1]: cut_bytes[k + 1] = cut after node k */
+    int *cut_tensors;             /* same indexing: number of tensors crossing */
+    int64_t total_params;
+    double total_flops;
+};
+
+/* The context an operator's prepare() works in. */
+typedef struct hs__prep {
+    hs_graph *g;
+    hs__node *node;
+    const Onnx__NodeProto *proto;
+    hs_error *err;
+} hs__prep;
+
+typedef struct hs__op {
+    const char *name; /* ONNX op_type */
+    hs_status (*prepare)(hs__prep *p);
+    void (*run)(const hs__node *node, const hs_tensor *in, hs_tensor *out, void *workspace);
+    bool no_fold;     /* never evaluate at load time even with constant inputs */
+} hs__op;
+
+/* ---- for prepare() ---------------------------------------------------------------------- */
+
+/* Records "FILE: node 'NAME' (OP): <message>" in p->err and returns code. */
+hs_status hs__fail(hs__prep *p, hs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Number of inputs the node was given (including omitted optional ones at the end? no:
+ * exactly as the model lists them). Input i, or NULL if omitted or i >= count. The returned
+ * tensor's data is non-NULL exactly when the input is a constant. */
+int hs__in_count(const hs__prep *p);
+const hs_tensor *hs__in(const hs__prep *p, int i);
+/* Checks the node has between lo and hi inputs (omitted ones counting) and exactly n_out
+ * outputs, failing with a clear message otherwise. */
+hs_status hs__check_arity(hs__prep *p, int lo, int hi, int n_out);
+/* Fails unless input i is present with the given dtype; `what` names it in the message. */
+hs_status hs__need_input(hs__prep *p, int i, hs_dtype dtype, const char *what);
+/* Fails unless input i (if present) is a constant; NULL-safe for absent inputs. */
+hs_status hs__need_const(hs__prep *p, int i, const char *what);
+/* Sets output i's dtype and shape. */
+void hs__set_out(hs__prep *p, int i, hs_dtype dtype, int ndim, const int64_t *shape);
+int hs__out_count(const hs__prep *p);
+
+/* Attributes. The *_or getters return `def` when the attribute is absent and fail (returning
+ * HS_ERR_INVALID through p->err, status in *st) when it has the wrong type. */
+bool hs__attr_has(const hs__prep *p, const char *name);
+int64_t hs__attr_int(hs__prep *p, const char *name, int64_t def, hs_status *st);
+float hs__attr_float(hs__prep *p, const char *name, float def, hs_status *st);
+/* Copies an INTS attribute into out[0..max); *n gets its length (0 if absent). A list
+ * longer than max fails. */
+hs_status hs__attr_ints(hs__prep *p, const char *name, int64_t *out, int max, int *n);
+/* A STRING attribute, NUL-terminated copy into buf; def if absent. */
+hs_status hs__attr_string(hs__prep *p, const char *name, const char *def, char *buf,
+                          size_t size);
+/* Reads a constant integer tensor (int64) input into out[0..max); *n gets its length. */
+hs_status hs__const_ints(hs__prep *p, int i, int64_t *out, int max, int *n, const char *what);
+
+/* ---- tensor helpers --------------------------------------------------------------------- */
+
+/* Normalises a possibly negative axis against rank; returns -1 if out of range. */
+int hs__axis(int64_t axis, int rank);
+/* Product of shape[from..to). */
+int64_t hs__prod(const int64_t *shape, int from, int to);
+
+/* ---- graph construction (loader, folding) ----------------------------------------------- */
+
+int hs__value_add(hs_graph *g, const char *name);   /* returns id, -1 on OOM */
+int hs__value_find(const hs_graph *g, const char *name);
+const hs__op *hs__op_find(const char *op_type);
+/* All registered ops, NULL-terminated. */
+const hs__op *const *hs__op_all(void);
+
+/* ---- error formatting shared by the module ---------------------------------------------- */
+
+hs_status hs__set_error(hs_error *err, hs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
