@@ -131,6 +131,12 @@ const hs__op *hs__op_find(const char *op_type);
 /* All registered ops, NULL-terminated. */
 const hs__op *const *hs__op_all(void);
 
+/* Decodes an ONNX TensorProto (raw_data or typed fields; FLOAT, INT64, and INT32/BOOL widened
+ * to INT64, DOUBLE narrowed to FLOAT) into *out, with out->data freshly malloc'd (caller frees).
+ * `where` names the file and tensor in error messages. */
+hs_status hs__tensor_from_proto(const Onnx__TensorProto *tp, const char *where, hs_tensor *out,
+                                hs_error *err);
+
 /* ---- error formatting shared by the module ---------------------------------------------- */
 
 hs_status hs__set_error(hs_error *err, hs_status code, const char *fmt, ...)
