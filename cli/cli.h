@@ -15,6 +15,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_runtime_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Reports a getopt failure (c is '?' or ':'; optstrings start with ':' and opterr is 0)
+ * naming the offending argument; returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+
 /* Parses a positive integer / unsigned 64-bit option value; false if malformed. */
 bool cli_parse_int(const char *text, long lo, long hi, long *out);
 bool cli_parse_u64(const char *text, uint64_t *out);

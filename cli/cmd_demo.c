@@ -45,13 +45,14 @@ int cmd_demo(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *model = "resnet18", *dir = "out/demo";
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:d:h", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full re-initialisation, as demo runs several commands */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'd': dir = optarg; break;
         case 'h': help(stdout); return EXIT_OK;
-        default: return cli_usage_error("demo", "unknown option");
+        default: return cli_bad_option("demo", c, argv);
         }
     }
     if (optind != argc)

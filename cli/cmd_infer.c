@@ -223,8 +223,9 @@ int cmd_infer(int argc, char **argv)
         {0, 0, 0, 0}};
     infer_opts o = {.seed = 1, .threads = 1, .repeat = 10};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:s:t:r:pS:h", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full re-initialisation, as demo runs several commands */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":i:o:s:t:r:pS:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i': o.input = optarg; break;
         case 'o': o.output = optarg; break;
@@ -244,7 +245,7 @@ int cmd_infer(int argc, char **argv)
                 return cli_usage_error("infer", "--repeat '%s': expected 1 to 1000000", optarg);
             break;
         case 'h': help(stdout); return EXIT_OK;
-        default: return cli_usage_error("infer", "unknown option");
+        default: return cli_bad_option("infer", c, argv);
         }
     }
     if (optind != argc - 1)

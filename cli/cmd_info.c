@@ -79,13 +79,14 @@ int cmd_info(int argc, char **argv)
     const char *shape = NULL;
     bool json = false;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full re-initialisation, as demo runs several commands */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
         case 'j': json = true; break;
         case 'h': help(stdout); return EXIT_OK;
-        default: return cli_usage_error("info", "unknown option");
+        default: return cli_bad_option("info", c, argv);
         }
     }
     if (optind != argc - 1)

@@ -25,8 +25,9 @@ int cmd_zoo(int argc, char **argv)
     const char *path = NULL;
     uint64_t seed = 1;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:s:lh", opts, NULL)) != -1) {
+    optind = 0; /* glibc: a full re-initialisation, as demo runs several commands */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:s:lh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': path = optarg; break;
         case 's':
@@ -39,7 +40,7 @@ int cmd_zoo(int argc, char **argv)
                 printf("%s\n", *n);
             return EXIT_OK;
         case 'h': help(stdout); return EXIT_OK;
-        default: return cli_usage_error("zoo", "unknown option");
+        default: return cli_bad_option("zoo", c, argv);
         }
     }
     if (optind != argc - 1)

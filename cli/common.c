@@ -1,5 +1,7 @@
 /* Helpers shared by the subcommands. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,7 +27,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     int code = report(cmd, EXIT_USAGE, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try 'hotsplit %s --help'.\n", cmd ? cmd : "");
+    fprintf(stderr, "Try 'hotsplit %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
     return code;
 }
 
@@ -126,4 +128,12 @@ void cli_json_string(FILE *f, const char *s)
             fputc(c, f);
     }
     fputc('"', f);
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (c == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", arg);
+    return cli_usage_error(cmd, "unrecognized option '%s'", arg);
 }
