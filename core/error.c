@@ -14,6 +14,7 @@ const char *hs_strerror(hs_status code)
     case HS_ERR_NOMEM: return "out of memory";
     case HS_ERR_INVALID: return "invalid";
     case HS_ERR_NOTFOUND: return "not found";
+    case HS_ERR_INFEASIBLE: return "infeasible";
     }
     return "unknown error";
 }

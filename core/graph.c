@@ -13,10 +13,13 @@ hs_status hs__graph_finish_cuts(hs_graph *g)
     int n = g->n_nodes;
     g->cut_bytes = calloc((size_t)n + 1, sizeof *g->cut_bytes);
     g->cut_tensors = calloc((size_t)n + 1, sizeof *g->cut_tensors);
+    g->live_bytes = calloc((size_t)n + 1, sizeof *g->live_bytes);
     int64_t *dbytes = calloc((size_t)n + 2, sizeof *dbytes);
+    int64_t *dlive = calloc((size_t)n + 2, sizeof *dlive);
     int *dcount = calloc((size_t)n + 2, sizeof *dcount);
-    if (!g->cut_bytes || !g->cut_tensors || !dbytes || !dcount) {
+    if (!g->cut_bytes || !g->cut_tensors || !g->live_bytes || !dbytes || !dlive || !dcount) {
         free(dbytes);
+        free(dlive);
         free(dcount);
         return HS_ERR_NOMEM;
     }
@@ -24,16 +27,30 @@ hs_status hs__graph_finish_cuts(hs_graph *g)
      * cuts p..u-1; index k + 1 holds the cut after node k. Difference arrays make it O(V + n). */
     for (int i = 0; i < g->n_values; i++) {
         const hs__value *v = &g->values[i];
-        if (v->is_const || v->last_use < 0 || v->last_use <= v->producer)
+        if (v->is_const || (v->producer < 0 && v->last_use < 0))
             continue;
         int64_t bytes = (int64_t)hs_tensor_nbytes(&v->t);
+        /* Live from its producer (or node 0) through its last reader (or just its producer,
+         * if nobody reads it). */
+        int from = v->producer < 0 ? 0 : v->producer;
+        int to = v->last_use < from ? from : (v->last_use >= n ? n - 1 : v->last_use);
+        if (n > 0) {
+            dlive[from] += bytes;
+            dlive[to + 1] -= bytes;
+        }
+        if (v->last_use <= v->producer)
+            continue;
         dbytes[v->producer + 1] += bytes;
         dbytes[v->last_use + 1] -= bytes;
         dcount[v->producer + 1]++;
         dcount[v->last_use + 1]--;
     }
-    int64_t bytes = 0;
+    int64_t bytes = 0, live = 0;
     int count = 0;
+    for (int k = 0; k < n; k++) {
+        live += dlive[k];
+        g->live_bytes[k] = live;
+    }
     for (int k = 0; k <= n; k++) {
         bytes += dbytes[k];
         count += dcount[k];
@@ -41,6 +58,7 @@ hs_status hs__graph_finish_cuts(hs_graph *g)
         g->cut_tensors[k] = count;
     }
     free(dbytes);
+    free(dlive);
     free(dcount);
     return HS_OK;
 }
@@ -68,9 +86,22 @@ void hs_graph_node_info(const hs_graph *g, int i, hs_node_info *info)
     info->n_outputs = n->n_out;
     info->flops = n->flops;
     info->params = n->n_params;
-    for (int j = 0; j < n->n_in; j++)
-        if (n->in[j] >= 0 && g->values[n->in[j]].is_const)
-            info->weight_bytes += (int64_t)hs_tensor_nbytes(&g->values[n->in[j]].t);
+    for (int j = 0; j < n->n_in; j++) {
+        if (n->in[j] < 0)
+            continue;
+        int64_t bytes = (int64_t)hs_tensor_nbytes(&g->values[n->in[j]].t);
+        if (g->values[n->in[j]].is_const)
+            info->weight_bytes += bytes;
+        else
+            info->input_bytes += bytes;
+    }
+    info->live_bytes = g->live_bytes[i];
+    info->groups = 1;
+    if (strcmp(n->op->name, "Conv") == 0) { /* weight [M, C/groups, ...], input [N, C, ...] */
+        const hs_tensor *x = &g->values[n->in[0]].t, *w = &g->values[n->in[1]].t;
+        if (x->ndim >= 2 && w->ndim >= 2 && w->shape[1] > 0)
+            info->groups = (int)(x->shape[1] / w->shape[1]);
+    }
     for (int j = 0; j < n->n_out; j++)
         info->output_bytes += (int64_t)hs_tensor_nbytes(&g->values[n->out[j]].t);
     info->cut_bytes = g->cut_bytes[i + 1];

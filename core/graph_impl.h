@@ -61,6 +61,7 @@ struct hs_graph {
     int *outputs; int n_outputs;  /* value ids of graph outputs */
     int64_t *cut_bytes;           /* [n_nodes + 1]: cut_bytes[k + 1] = cut after node k */
     int *cut_tensors;             /* same indexing: number of tensors crossing */
+    int64_t *live_bytes;          /* [n_nodes]: activation bytes live while node i runs */
     int64_t total_params;
     double total_flops;
 };
@@ -122,6 +123,18 @@ hs_status hs__const_ints(hs__prep *p, int i, int64_t *out, int max, int *n, cons
 int hs__axis(int64_t axis, int rank);
 /* Product of shape[from..to). */
 int64_t hs__prod(const int64_t *shape, int from, int to);
+
+/* ---- sliding windows shared by Conv and the pools (core/ops/conv.c) ----------------------- */
+
+/* Output positions [*lo, *hi) of a window sweep whose tap at offset `off` (in input units,
+ * may be negative) with stride `step` lands inside an input of n_in, for n outputs. */
+void hs__window_range(int64_t off, int64_t step, int64_t n_in, int64_t n, int64_t *lo,
+                      int64_t *hi);
+/* Reads strides, dilations, pads and auto_pad for nsp spatial dims and computes the output
+ * extent of each; fails through hs__fail on bad values. */
+hs_status hs__window_geometry(hs__prep *p, int nsp, const int64_t *in, const int64_t *kernel,
+                              bool ceil_mode, int64_t *stride, int64_t *dilation,
+                              int64_t *pad_begin, int64_t *pad_end, int64_t *out);
 
 /* ---- graph construction (loader, folding) ----------------------------------------------- */
 

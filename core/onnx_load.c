@@ -22,7 +22,7 @@
 
 #include "graph_impl.h"
 
-#define HS_OPSET_MIN 6
+#define HS_OPSET_MIN 1
 #define HS_OPSET_MAX 17
 
 /* ---- name -> value id, an open-addressing table used while loading --------------------- */
@@ -141,6 +141,7 @@ void hs_graph_free(hs_graph *g)
     free(g->outputs);
     free(g->cut_bytes);
     free(g->cut_tensors);
+    free(g->live_bytes);
     free(g->name);
     free(g);
 }
@@ -440,6 +441,14 @@ static hs_status add_node(loader *L, const Onnx__NodeProto *np, int index)
                     "supported", name, np->op_type, np->domain);
     if (strcmp(np->op_type, "Constant") == 0)
         return add_constant_node(L, np);
+    /* Before opset 7, Add/Sub/Mul/Div could broadcast B from a given axis instead of from the
+     * trailing dimensions as numpy (and hotsplit) do. */
+    if (L->g->opset < 7 && (strcmp(np->op_type, "Add") == 0 || strcmp(np->op_type, "Sub") == 0 ||
+                            strcmp(np->op_type, "Mul") == 0 || strcmp(np->op_type, "Div") == 0))
+        for (size_t i = 0; i < np->n_attribute; i++)
+            if (strcmp(np->attribute[i]->name, "axis") == 0)
+                return fail(L, HS_ERR_UNSUPPORTED, "node '%s' (%s): broadcasting from an "
+                            "'axis' (opsets before 7) is not supported", name, np->op_type);
     const hs__op *op = hs__op_find(np->op_type);
     if (!op)
         return fail(L, HS_ERR_UNSUPPORTED, "node '%s' (%s): unsupported operator", name,

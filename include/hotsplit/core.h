@@ -38,6 +38,7 @@ typedef enum hs_status {
     HS_ERR_NOMEM = -5,       /* an allocation failed */
     HS_ERR_INVALID = -6,     /* a well-formed but inconsistent model or argument */
     HS_ERR_NOTFOUND = -7,    /* a named tensor, input or initializer that does not exist */
+    HS_ERR_INFEASIBLE = -8,  /* no plan satisfies the constraints */
 } hs_status;
 
 #define HS_ERROR_MSG_MAX 512
@@ -121,7 +122,10 @@ typedef struct hs_node_info {
     double flops;           /* floating-point operations (a multiply-add counts as 2) */
     int64_t params;         /* trainable parameters (BatchNorm mean/var are not) */
     int64_t weight_bytes;   /* bytes of constant inputs as stored for execution */
+    int64_t input_bytes;    /* bytes of the non-constant inputs it reads */
     int64_t output_bytes;   /* bytes of all outputs */
+    int64_t live_bytes;     /* activation bytes live while it runs in a whole-graph run */
+    int groups;             /* Conv: groups (= input channels for depthwise); else 1 */
     int64_t cut_bytes;      /* bytes of the cut after this node */
     int cut_tensors;        /* tensors crossing the cut after this node */
 } hs_node_info;
