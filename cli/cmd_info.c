@@ -23,14 +23,15 @@ static void print_table(const hs_graph *g, const char *path, size_t peak)
     for (int i = 0; i < n; i++) {
         hs_node_info ni;
         hs_graph_node_info(g, i, &ni);
-        char shape[64], name[33];
+        char shape[64], name[33], op[40];
         hs_shape_str(&ni.output, shape, sizeof shape);
+        snprintf(op, sizeof op, "%s%s%s", ni.op, ni.fused ? "+" : "", ni.fused ? ni.fused : "");
         size_t len = strlen(ni.name);
         if (len > 32) /* keep the end of long names: it is the distinctive part */
             snprintf(name, sizeof name, "~%s", ni.name + len - 31);
         else
             snprintf(name, sizeof name, "%s", ni.name);
-        printf("%5d  %-32s %-18s %-16s %10.2f %10lld %11lld %11lld\n", i, name, ni.op, shape,
+        printf("%5d  %-32s %-18s %-16s %10.2f %10lld %11lld %11lld\n", i, name, op, shape,
                ni.flops / 1e6, (long long)ni.params, (long long)ni.output_bytes,
                (long long)ni.cut_bytes);
         weights += ni.weight_bytes;
@@ -59,6 +60,10 @@ static void print_json(const hs_graph *g, const char *path, size_t peak)
         cli_json_string(stdout, ni.name);
         printf(", \"op\": ");
         cli_json_string(stdout, ni.op);
+        if (ni.fused) {
+            printf(", \"fused\": ");
+            cli_json_string(stdout, ni.fused);
+        }
         printf(", \"shape\": [");
         for (int d = 0; d < ni.output.ndim; d++)
             printf("%s%lld", d ? ", " : "", (long long)ni.output.shape[d]);

@@ -81,6 +81,7 @@ void hs_graph_node_info(const hs_graph *g, int i, hs_node_info *info)
     memset(info, 0, sizeof *info);
     info->name = n->name;
     info->op = n->op->name;
+    info->fused = n->fused;
     info->output = g->values[n->out[0]].t;
     info->output.data = NULL;
     info->n_outputs = n->n_out;

@@ -37,6 +37,25 @@ typedef struct hs__value {
 
 struct hs__op;
 
+/* An activation fused into the op that produces its input (Conv, Gemm, MatMul, Add): applied to
+ * each output element as the last step of that op's run(). Relu is Clip to [0, +inf). */
+typedef struct hs__act {
+    bool on;
+    float lo, hi;
+} hs__act;
+
+/* Applies a fused activation to n floats in place, bit for bit as Relu and Clip do. */
+static inline void hs__act_apply(const hs__act *act, float *x, int64_t n)
+{
+    if (!act->on)
+        return;
+    const float lo = act->lo, hi = act->hi;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        x[i] = v > hi ? hi : v;
+    }
+}
+
 typedef struct hs__node {
     char *name;
     const struct hs__op *op;
@@ -48,6 +67,8 @@ typedef struct hs__node {
     double flops;
     int64_t n_params;   /* trainable parameters counted for this node */
     bool folded_bn;     /* a BatchNormalization was folded into this Conv */
+    hs__act act;        /* a Relu/Clip folded into this node (see hs__act) */
+    const char *fused;  /* op name of the fused activation ("Relu", "Clip"), or NULL */
 } hs__node;
 
 struct hs_graph {
@@ -79,6 +100,11 @@ typedef struct hs__op {
     hs_status (*prepare)(hs__prep *p);
     void (*run)(const hs__node *node, const hs_tensor *in, hs_tensor *out, void *workspace);
     bool no_fold;     /* never evaluate at load time even with constant inputs */
+    /* Producers: run() applies node->act to its float output, so a Relu or Clip reading
+     * only this node's output can be fused into it. */
+    bool fuses_act;
+    /* Activations: if the node is a clamp of its one input to [lo, hi], says so. */
+    bool (*clamp)(const hs__node *node, float *lo, float *hi);
 } hs__op;
 
 /* ---- for prepare() ---------------------------------------------------------------------- */

@@ -660,6 +660,48 @@ static hs_status prepare_all(loader *L)
     return HS_OK;
 }
 
+/* Fuses a Relu or Clip into the Conv/Gemm/MatMul/Add before it when it is that node's only
+ * reader: one pass over memory instead of two, and one node fewer to schedule. Bit-identical
+ * to running them apart (hs__act_apply computes exactly what the activations compute). */
+static hs_status fuse_activations(loader *L)
+{
+    hs_graph *g = L->g;
+    int *readers = calloc((size_t)g->n_values + 1, sizeof *readers);
+    if (!readers)
+        return fail(L, HS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in && !L->dead[i]; j++)
+            if (g->nodes[i].in[j] >= 0)
+                readers[g->nodes[i].in[j]]++;
+    for (size_t i = 0; i < L->gp->n_output; i++) {
+        int id = map_get(&L->names, g, L->gp->output[i]->name);
+        if (id >= 0)
+            readers[id] += 2; /* a graph output must stay visible */
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        hs__node *act = &g->nodes[i];
+        float lo, hi;
+        if (L->dead[i] || !act->op->clamp || act->n_out != 1)
+            continue;
+        int x = act->in[0];
+        int p = g->values[x].producer;
+        if (p < 0 || L->dead[p] || readers[x] != 1)
+            continue;
+        hs__node *prod = &g->nodes[p];
+        if (!prod->op->fuses_act || prod->act.on || prod->n_out != 1 ||
+            g->values[x].t.dtype != HS_F32 || !act->op->clamp(act, &lo, &hi))
+            continue;
+        prod->act = (hs__act){.on = true, .lo = lo, .hi = hi};
+        prod->fused = act->op->name;
+        prod->flops += act->flops;
+        prod->out[0] = act->out[0];
+        g->values[act->out[0]].producer = p;
+        L->dead[i] = true;
+    }
+    free(readers);
+    return HS_OK;
+}
+
 /* Drops dead nodes, then records producers, last uses, runtime inputs and outputs. */
 static hs_status finish(loader *L)
 {
@@ -786,6 +828,8 @@ static hs_status load_model(loader *L, const Onnx__ModelProto *m)
     if (!(L->opts && L->opts->keep_batchnorm) && (st = fold_batchnorms(L)) != HS_OK)
         return st;
     if ((st = prepare_all(L)) != HS_OK)
+        return st;
+    if ((st = fuse_activations(L)) != HS_OK)
         return st;
     if ((st = finish(L)) != HS_OK)
         return st;

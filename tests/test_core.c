@@ -24,7 +24,7 @@ static hs_graph *load_mb(hs__mb *mb, const hs_load_options *opts, hs_status want
     return g;
 }
 
-/* x -> Relu a -> Relu b -> Add(a, b) -> Relu out: a residual-shaped chain. */
+/* x -> Relu a -> Relu b -> Add(a, b) -> Identity y: a residual-shaped chain. */
 static hs__mb *residual_model(void)
 {
     hs__mb *mb = hs__mb_new(13);
@@ -33,7 +33,7 @@ static hs__mb *residual_model(void)
     hs__mb_node(mb, "Relu", "r2", (const char *[]){"a", NULL}, (const char *[]){"b", NULL});
     hs__mb_node(mb, "Add", "add", (const char *[]){"a", "b", NULL},
                 (const char *[]){"c", NULL});
-    hs__mb_node(mb, "Relu", "r3", (const char *[]){"c", NULL}, (const char *[]){"y", NULL});
+    hs__mb_node(mb, "Identity", "id", (const char *[]){"c", NULL}, (const char *[]){"y", NULL});
     hs__mb_output(mb, "y", HS_F32, 0, NULL);
     return mb;
 }
@@ -110,6 +110,59 @@ Test(exec, split_ranges_hand_over_the_cut)
     free(tail.data);
     free(whole.data);
     hs_graph_free(g);
+}
+
+/* Add -> Clip(-1, 1): fused into the Add when the Add's output has no other reader. */
+static hs__mb *add_clip_model(bool expose_sum)
+{
+    hs__mb *mb = hs__mb_new(13);
+    hs__mb_input(mb, "x", HS_F32, 4, shape_1x4x5x5);
+    float lo = -1.0f, hi = 1.0f;
+    hs__mb_initializer(mb, "lo", HS_F32, 0, NULL, &lo);
+    hs__mb_initializer(mb, "hi", HS_F32, 0, NULL, &hi);
+    hs__mb_node(mb, "Add", "add", (const char *[]){"x", "x", NULL},
+                (const char *[]){"s", NULL});
+    hs__mb_node(mb, "Clip", "clip", (const char *[]){"s", "lo", "hi", NULL},
+                (const char *[]){"y", NULL});
+    hs__mb_output(mb, "y", HS_F32, 0, NULL);
+    if (expose_sum)
+        hs__mb_output(mb, "s", HS_F32, 0, NULL);
+    return mb;
+}
+
+Test(loader, activation_is_fused_into_its_only_producer)
+{
+    hs_error err = {0};
+    hs__mb *mb = add_clip_model(false);
+    hs_graph *fused = load_mb(mb, NULL, HS_OK, &err);
+    hs__mb_free(mb);
+    mb = add_clip_model(true);
+    hs_graph *apart = load_mb(mb, NULL, HS_OK, &err);
+    hs__mb_free(mb);
+    cr_assert_eq(hs_graph_node_count(fused), 1);
+    cr_assert_eq(hs_graph_node_count(apart), 2, "a visible sum keeps the Clip apart");
+    hs_node_info ni;
+    hs_graph_node_info(fused, 0, &ni);
+    cr_expect_str_eq(ni.op, "Add");
+    cr_expect_str_eq(ni.fused, "Clip");
+
+    float xin[SHAPE_ELEMS];
+    for (int i = 0; i < SHAPE_ELEMS; i++)
+        xin[i] = (float)(i % 9) * 0.25f - 1.0f;
+    hs_tensor x = {.dtype = HS_F32, .ndim = 4, .shape = {1, 4, 5, 5}, .data = xin};
+    hs_tensor a, b[2];
+    run_range(fused, 0, 1, &x, 1, &a, 1);
+    run_range(apart, 0, 2, &x, 1, b, 2);
+    cr_expect_eq(memcmp(a.data, b[0].data, sizeof xin), 0, "bit-identical to unfused");
+    for (int i = 0; i < SHAPE_ELEMS; i++) {
+        float s = 2 * xin[i];
+        cr_expect_float_eq(((float *)a.data)[i], s < -1 ? -1 : s > 1 ? 1 : s, 0);
+    }
+    free(a.data);
+    free(b[0].data);
+    free(b[1].data);
+    hs_graph_free(fused);
+    hs_graph_free(apart);
 }
 
 Test(exec, arena_reuses_dead_buffers)

@@ -166,6 +166,8 @@ static void binary_run(const hs__node *node, const hs_tensor *in, hs_tensor *out
             idx[d] = 0;
         }
     }
+    if (out->dtype == HS_F32)
+        hs__act_apply(&node->act, out->data, outer * n);
 }
 
 #define BINARY_OP(ID, NAME)                                                                   \
@@ -173,7 +175,8 @@ static void binary_run(const hs__node *node, const hs_tensor *in, hs_tensor *out
     {                                                                                         \
         binary_run(node, in, out, out->dtype == HS_F32 ? ID##_f32 : ID##_i64);                \
     }                                                                                         \
-    const hs__op hs__op_##ID = {.name = NAME, .prepare = binary_prepare, .run = ID##_run};
+    const hs__op hs__op_##ID = {                                                              \
+        .name = NAME, .prepare = binary_prepare, .run = ID##_run, .fuses_act = true};
 
 BINARY_OP(add, "Add")
 BINARY_OP(sub, "Sub")

@@ -352,6 +352,8 @@ static void conv_run(const hs__node *node, const hs_tensor *in, hs_tensor *out, 
             }
         }
     }
+    hs__act_apply(&node->act, y, cp->n * cp->m * osize);
 }
 
-const hs__op hs__op_conv = {.name = "Conv", .prepare = conv_prepare, .run = conv_run};
+const hs__op hs__op_conv = {
+    .name = "Conv", .prepare = conv_prepare, .run = conv_run, .fuses_act = true};

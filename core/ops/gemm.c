@@ -97,9 +97,11 @@ static void gemm_run(const hs__node *node, const hs_tensor *in, hs_tensor *out, 
                 gp->trans_b ? CblasTrans : CblasNoTrans, (int)gp->m, (int)gp->n, (int)gp->k,
                 gp->alpha, in[0].data, (int)in[0].shape[1], in[1].data, (int)in[1].shape[1],
                 gp->use_c ? 1.0f : 0.0f, y, (int)gp->n);
+    hs__act_apply(&node->act, y, gp->m * gp->n);
 }
 
-const hs__op hs__op_gemm = {.name = "Gemm", .prepare = gemm_prepare, .run = gemm_run};
+const hs__op hs__op_gemm = {
+    .name = "Gemm", .prepare = gemm_prepare, .run = gemm_run, .fuses_act = true};
 
 /* ---- MatMul ------------------------------------------------------------------------------- */
 
@@ -194,6 +196,7 @@ static void matmul_run(const hs__node *node, const hs_tensor *in, hs_tensor *out
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(batches * mp->m),
                     (int)mp->n, (int)mp->k, 1.0f, a, (int)mp->k, b, (int)mp->n, 0.0f, y,
                     (int)mp->n);
+        hs__act_apply(&node->act, y, batches * mp->m * mp->n);
         return;
     }
     int64_t idx[HS_MAX_DIMS] = {0}, a_off = 0, b_off = 0;
@@ -211,6 +214,8 @@ static void matmul_run(const hs__node *node, const hs_tensor *in, hs_tensor *out
             idx[d] = 0;
         }
     }
+    hs__act_apply(&node->act, y, batches * mp->m * mp->n);
 }
 
-const hs__op hs__op_matmul = {.name = "MatMul", .prepare = matmul_prepare, .run = matmul_run};
+const hs__op hs__op_matmul = {
+    .name = "MatMul", .prepare = matmul_prepare, .run = matmul_run, .fuses_act = true};

@@ -229,10 +229,27 @@ static hs_status dropout_prepare(hs__prep *p)
     return HS_OK;
 }
 
-const hs__op hs__op_relu = {.name = "Relu", .prepare = relu_prepare, .run = relu_run};
+static bool relu_clamp(const hs__node *node, float *lo, float *hi)
+{
+    *lo = 0.0f; /* x < 0 ? 0 : x, exactly relu_run */
+    *hi = INFINITY;
+    return true;
+}
+
+static bool clip_clamp(const hs__node *node, float *lo, float *hi)
+{
+    const unary_params *up = node->params;
+    *lo = up->alpha;
+    *hi = up->beta;
+    return true;
+}
+
+const hs__op hs__op_relu = {
+    .name = "Relu", .prepare = relu_prepare, .run = relu_run, .clamp = relu_clamp};
 const hs__op hs__op_leakyrelu = {
     .name = "LeakyRelu", .prepare = leakyrelu_prepare, .run = leakyrelu_run};
-const hs__op hs__op_clip = {.name = "Clip", .prepare = clip_prepare, .run = clip_run};
+const hs__op hs__op_clip = {
+    .name = "Clip", .prepare = clip_prepare, .run = clip_run, .clamp = clip_clamp};
 const hs__op hs__op_sigmoid = {
     .name = "Sigmoid", .prepare = sigmoid_prepare, .run = sigmoid_run};
 const hs__op hs__op_hardsigmoid = {

@@ -117,6 +117,7 @@ void hs_graph_free(hs_graph *g);
 typedef struct hs_node_info {
     const char *name;       /* owned by the graph */
     const char *op;         /* ONNX op type, owned by the graph; "Conv" also for folded BN */
+    const char *fused;      /* activation fused into it ("Relu", "Clip"), or NULL */
     hs_tensor output;       /* dtype and shape of the first output; data NULL */
     int n_outputs;
     double flops;           /* floating-point operations (a multiply-add counts as 2) */
