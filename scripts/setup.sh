@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev libopenblas-dev libcriterion-dev
-  libonnx-dev protobuf-c-compiler libprotobuf-c-dev libcyaml-dev
+  libonnx-dev protobuf-c-compiler libprotobuf-c-dev libcyaml-dev libyaml-dev
   libonnx-testdata gnuplot-nox iproute2
 )
 
