@@ -40,5 +40,7 @@ int cmd_info(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_zoo(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 
 #endif

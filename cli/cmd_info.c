@@ -10,16 +10,19 @@ static void help(FILE *f)
     fprintf(f, "usage: hotsplit info MODEL.onnx [--input-shape 1x3x224x224] [--json]\n\n"
                "One row per node (after constant and BatchNorm folding): index, name, op,\n"
                "output shape, MFLOPs, parameters, output bytes, and the bytes that cross a\n"
-               "cut placed after the node. Then totals, including 'params: N' and 'flops: N'.\n");
+               "cut placed after the node, with the number of tensors crossing it; '*' marks\n"
+               "split points (one tensor crosses, smaller than the input). Then totals,\n"
+               "including 'params: N' and 'flops: N'.\n");
 }
 
 static void print_table(const hs_graph *g, const char *path, size_t peak)
 {
     int n = hs_graph_node_count(g);
     printf("model: %s\n", path);
-    printf("%5s  %-32s %-18s %-16s %10s %10s %11s %11s\n", "#", "name", "op", "output",
-           "MFLOPs", "params", "out bytes", "cut bytes");
-    int64_t weights = 0;
+    printf("%5s  %-32s %-18s %-16s %10s %10s %11s %11s %4s\n", "#", "name", "op", "output",
+           "MFLOPs", "params", "out bytes", "cut bytes", "cut");
+    int64_t weights = 0, input = hs_graph_cut_bytes(g, -1);
+    int split_points = 0;
     for (int i = 0; i < n; i++) {
         hs_node_info ni;
         hs_graph_node_info(g, i, &ni);
@@ -31,16 +34,22 @@ static void print_table(const hs_graph *g, const char *path, size_t peak)
             snprintf(name, sizeof name, "~%s", ni.name + len - 31);
         else
             snprintf(name, sizeof name, "%s", ni.name);
-        printf("%5d  %-32s %-18s %-16s %10.2f %10lld %11lld %11lld\n", i, name, op, shape,
+        /* A split point: one tensor crosses (every path from input to output runs through it)
+         * and it is smaller than the input, so shipping it beats shipping the input. */
+        bool split = ni.cut_tensors == 1 && ni.cut_bytes < input && i + 1 < n;
+        split_points += split;
+        printf("%5d  %-32s %-18s %-16s %10.2f %10lld %11lld %11lld %3d%s\n", i, name, op, shape,
                ni.flops / 1e6, (long long)ni.params, (long long)ni.output_bytes,
-               (long long)ni.cut_bytes);
+               (long long)ni.cut_bytes, ni.cut_tensors, split ? "*" : "");
         weights += ni.weight_bytes;
     }
     printf("nodes: %d\n", n);
     printf("params: %lld\n", (long long)hs_graph_params(g));
     printf("flops: %.0f\n", hs_graph_flops(g));
     printf("weight bytes: %lld\n", (long long)weights);
-    printf("input bytes: %lld\n", (long long)hs_graph_cut_bytes(g, -1));
+    printf("input bytes: %lld\n", (long long)input);
+    printf("split points: %d (marked *: one tensor crosses the cut and it is smaller than the "
+           "input)\n", split_points);
     printf("peak activation bytes: %zu\n", peak);
 }
 
@@ -68,9 +77,12 @@ static void print_json(const hs_graph *g, const char *path, size_t peak)
         for (int d = 0; d < ni.output.ndim; d++)
             printf("%s%lld", d ? ", " : "", (long long)ni.output.shape[d]);
         printf("], \"flops\": %.0f, \"params\": %lld, \"weight_bytes\": %lld, "
-               "\"output_bytes\": %lld, \"cut_bytes\": %lld, \"cut_tensors\": %d}",
+               "\"output_bytes\": %lld, \"cut_bytes\": %lld, \"cut_tensors\": %d, "
+               "\"split_point\": %s}",
                ni.flops, (long long)ni.params, (long long)ni.weight_bytes,
-               (long long)ni.output_bytes, (long long)ni.cut_bytes, ni.cut_tensors);
+               (long long)ni.output_bytes, (long long)ni.cut_bytes, ni.cut_tensors,
+               ni.cut_tensors == 1 && ni.cut_bytes < hs_graph_cut_bytes(g, -1) && i + 1 < n
+                   ? "true" : "false");
     }
     printf("\n]}\n");
 }

@@ -13,6 +13,8 @@ static const command commands[] = {
     {"demo", cmd_demo, "run the embedded demo (no arguments needed)"},
     {"info", cmd_info, "per-node costs and cut sizes of an ONNX model"},
     {"infer", cmd_infer, "run a model on one device: top-5, latency, profile"},
+    {"plan", cmd_plan, "split a model across a cluster: stages, cuts, predicted figures"},
+    {"profile", cmd_profile, "measure every node's time and fit the cost model"},
     {"zoo", cmd_zoo, "write a standard architecture (resnet50, ...) as ONNX"},
 };
 
