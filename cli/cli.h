@@ -42,5 +42,9 @@ int cmd_zoo(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 #endif

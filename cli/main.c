@@ -10,11 +10,15 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"coordinator", cmd_coordinator, "run the coordinator of a cluster (on the source device)"},
     {"demo", cmd_demo, "run the embedded demo (no arguments needed)"},
     {"info", cmd_info, "per-node costs and cut sizes of an ONNX model"},
     {"infer", cmd_infer, "run a model on one device: top-5, latency, profile"},
+    {"keygen", cmd_keygen, "write a CurveZMQ key pair"},
+    {"load", cmd_load, "send requests to a coordinator at a rate; latency and loss"},
     {"plan", cmd_plan, "split a model across a cluster: stages, cuts, predicted figures"},
     {"profile", cmd_profile, "measure every node's time and fit the cost model"},
+    {"worker", cmd_worker, "run one device of a cluster"},
     {"zoo", cmd_zoo, "write a standard architecture (resnet50, ...) as ONNX"},
 };
 

@@ -1,0 +1,308 @@
+/*
+ * hotsplit load --coordinator URL --rate R --duration S [--model FILE.onnx | --input-shape S]
+ *               [--poisson | --fixed] [--seed N] [--verify] [--json FILE] [--drain S]
+ * A load generator: sends requests at a fixed or Poisson rate, prints live progress each
+ * second, then throughput and latency percentiles. It checks the exactly-once promise: every
+ * request must be answered once (lost and duplicated answers are counted and fail the run),
+ * and with --verify every answer must equal, bit for bit, what this machine computes for the
+ * same input on one device.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "hotsplit/runtime.h"
+
+#define N_INPUTS 4 /* distinct inputs, cycled; each verified against a local run */
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: hotsplit load --coordinator URL --rate R --duration S\n"
+            "                     (--model FILE.onnx | --input-shape 1x3x224x224) [options]\n\n"
+            "  --poisson / --fixed   arrival process (default poisson)\n"
+            "  --seed N              inputs and arrival times (default 1)\n"
+            "  --verify              compare every answer with a local single-device run of\n"
+            "                        --model on the same input (bit-identical required)\n"
+            "  --drain S             after the run, wait this long for answers (default 30)\n"
+            "  --json FILE           write the summary as JSON\n"
+            "  --curve-keys FILE, --curve-server FILE   CurveZMQ (see 'hotsplit worker')\n"
+            "Exit status 1 if any request is lost, answered twice, failed or (with --verify)\n"
+            "wrong.\n");
+}
+
+typedef struct load_opts {
+    const char *coordinator, *model, *shape, *json;
+    double rate, duration, drain;
+    bool poisson, verify;
+    uint64_t seed;
+    hs_net_opts net;
+} load_opts;
+
+typedef struct load_state {
+    double *sent_at;     /* per request id (1-based), 0 = never sent */
+    int *answers;        /* answers received per id */
+    double *latency;     /* seconds, per answered request */
+    int n_latency;
+    uint64_t sent, answered, duplicates, failed, wrong, unknown;
+    hs_tensor ref[N_INPUTS]; /* expected first output per input (with --verify) */
+    int max_requests;
+} load_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double uniform01(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return ((double)(*s >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static void on_answer(void *ctx, const hs_result *r)
+{
+    load_state *ls = ctx;
+    uint64_t id = r->request_id;
+    if (id < 1 || id > (uint64_t)ls->max_requests || ls->sent_at[id] == 0) {
+        ls->unknown++;
+        return;
+    }
+    if (++ls->answers[id] > 1) {
+        ls->duplicates++;
+        return;
+    }
+    ls->answered++;
+    if (r->status != HS_OK) {
+        ls->failed++;
+        fprintf(stderr, "load: request %llu failed: %s\n", (unsigned long long)id, r->reason);
+        return;
+    }
+    ls->latency[ls->n_latency++] = now_s() - ls->sent_at[id];
+    const hs_tensor *ref = &ls->ref[(id - 1) % N_INPUTS];
+    if (ref->data && (r->n_outputs < 1 || hs_tensor_nbytes(&r->outputs[0]) != hs_tensor_nbytes(ref) ||
+                      memcmp(r->outputs[0].data, ref->data, hs_tensor_nbytes(ref)) != 0)) {
+        if (!ls->wrong)
+            fprintf(stderr, "load: request %llu: the answer differs from the single-device "
+                    "result\n", (unsigned long long)id);
+        ls->wrong++;
+    }
+}
+
+/* The model's input and, with --verify, the reference outputs of the N_INPUTS inputs. */
+static int prepare_inputs(const load_opts *o, hs_tensor *inputs, load_state *ls)
+{
+    hs_graph *g = NULL;
+    hs_tensor desc = {.dtype = HS_F32};
+    if (o->model) {
+        int rc = cli_load("load", o->model, o->shape, &g);
+        if (rc)
+            return rc;
+        if (hs_graph_input_count(g) != 1) {
+            hs_graph_free(g);
+            return cli_runtime_error("load", "%s: the load generator feeds one input",
+                                     o->model);
+        }
+        hs_graph_input(g, 0, &desc);
+    } else if (hs_shape_parse(o->shape, &desc) != HS_OK) {
+        return cli_usage_error("load", "--input-shape '%s': expected 1x3x224x224", o->shape);
+    }
+    hs_exec *x = NULL;
+    hs_error err = {0};
+    if (g && o->verify && hs_exec_new(g, 0, hs_graph_node_count(g), &x, &err) != HS_OK) {
+        hs_graph_free(g);
+        return cli_runtime_error("load", "%s", err.msg);
+    }
+    hs_set_threads(1);
+    for (int i = 0; i < N_INPUTS; i++) {
+        inputs[i] = desc;
+        inputs[i].data = malloc(hs_tensor_nbytes(&desc));
+        if (!inputs[i].data)
+            return cli_runtime_error("load", "out of memory");
+        cli_random_normal(inputs[i].data, hs_tensor_numel(&desc), o->seed + (uint64_t)i);
+        if (!x)
+            continue;
+        hs_tensor out[16];
+        if (hs_exec_output_count(x) > 16 ||
+            hs_exec_run(x, &inputs[i], 1, out, hs_exec_output_count(x), &err) != HS_OK)
+            return cli_runtime_error("load", "%s", err.msg);
+        ls->ref[i] = out[0];
+        ls->ref[i].data = malloc(hs_tensor_nbytes(&out[0]));
+        memcpy(ls->ref[i].data, out[0].data, hs_tensor_nbytes(&out[0]));
+    }
+    hs_exec_free(x);
+    hs_graph_free(g);
+    return EXIT_OK;
+}
+
+static void progress(const load_state *ls, double elapsed, double window_answered,
+                     double window_s)
+{
+    double *tmp = malloc(((size_t)ls->n_latency + 1) * sizeof *tmp);
+    if (!tmp)
+        return;
+    memcpy(tmp, ls->latency, (size_t)ls->n_latency * sizeof *tmp);
+    double p50 = cli_quantile(tmp, ls->n_latency, 0.5);
+    double p99 = cli_quantile(tmp, ls->n_latency, 0.99);
+    free(tmp);
+    fprintf(stderr, "load: %5.1f s  sent %llu  answered %llu  in flight %llu  %.1f/s  "
+            "p50 %.1f ms  p99 %.1f ms\n", elapsed, (unsigned long long)ls->sent,
+            (unsigned long long)ls->answered,
+            (unsigned long long)(ls->sent - ls->answered), window_answered / window_s,
+            1e3 * p50, 1e3 * p99);
+}
+
+static int run(const load_opts *o)
+{
+    load_state ls = {.max_requests = (int)ceil(o->rate * o->duration * 1.5) + 16};
+    hs_tensor inputs[N_INPUTS] = {0};
+    ls.sent_at = calloc((size_t)ls.max_requests + 1, sizeof *ls.sent_at);
+    ls.answers = calloc((size_t)ls.max_requests + 1, sizeof *ls.answers);
+    ls.latency = calloc((size_t)ls.max_requests + 1, sizeof *ls.latency);
+    if (!ls.sent_at || !ls.answers || !ls.latency)
+        return cli_runtime_error("load", "out of memory");
+    int rc = prepare_inputs(o, inputs, &ls);
+    if (rc)
+        return rc;
+    hs_client *client;
+    hs_error err = {0};
+    if (hs_client_new(o->coordinator, &o->net, &client, &err) != HS_OK)
+        return cli_runtime_error("load", "%s", err.msg);
+
+    uint64_t rng = o->seed * 7919 + 1;
+    double start = now_s(), next = start, end = start + o->duration;
+    double last_report = start;
+    uint64_t answered_at_report = 0;
+    bool refused = false;
+    while (now_s() < end && (int)ls.sent < ls.max_requests) {
+        double now = now_s();
+        if (now >= next) {
+            uint64_t id;
+            if (hs_client_submit(client, &inputs[ls.sent % N_INPUTS], 1, &id, &err) != HS_OK) {
+                fprintf(stderr, "load: cannot send: %s\n", err.msg);
+                refused = true;
+                break;
+            }
+            ls.sent_at[id] = now;
+            ls.sent++;
+            next += o->poisson ? -log(uniform01(&rng)) / o->rate : 1.0 / o->rate;
+            continue;
+        }
+        int wait_ms = (int)((next - now) * 1e3);
+        hs_client_poll(client, wait_ms < 1 ? 0 : wait_ms, on_answer, &ls, &err);
+        if (now_s() - last_report >= 1.0) {
+            double t = now_s();
+            progress(&ls, t - start, (double)(ls.answered - answered_at_report), t - last_report);
+            last_report = t;
+            answered_at_report = ls.answered;
+        }
+    }
+    double sent_done = now_s();
+    while (!refused && ls.answered < ls.sent && now_s() - sent_done < o->drain)
+        hs_client_poll(client, 100, on_answer, &ls, &err);
+    double elapsed = now_s() - start;
+    hs_client_free(client);
+
+    uint64_t lost = ls.sent - ls.answered;
+    double *lat = ls.latency;
+    int n = ls.n_latency;
+    double p50 = cli_quantile(lat, n, 0.5), p95 = cli_quantile(lat, n, 0.95),
+           p99 = cli_quantile(lat, n, 0.99);
+    double throughput = (double)ls.answered / elapsed;
+    printf("sent %llu, answered %llu, lost %llu, duplicated %llu, failed %llu%s\n",
+           (unsigned long long)ls.sent, (unsigned long long)ls.answered,
+           (unsigned long long)lost, (unsigned long long)ls.duplicates,
+           (unsigned long long)ls.failed, o->verify ? "" : " (answers not verified)");
+    if (o->verify)
+        printf("verified: %llu wrong\n", (unsigned long long)ls.wrong);
+    printf("throughput: %.2f/s over %.1f s (offered %.2f/s)\n", throughput, elapsed, o->rate);
+    printf("latency: p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n", 1e3 * p50, 1e3 * p95,
+           1e3 * p99);
+    if (o->json) {
+        FILE *f = fopen(o->json, "w");
+        if (!f)
+            return cli_runtime_error("load", "%s: cannot create", o->json);
+        fprintf(f, "{\"sent\": %llu, \"answered\": %llu, \"lost\": %llu, \"duplicated\": %llu, "
+                "\"failed\": %llu, \"wrong\": %llu, \"verified\": %s, \"throughput_rps\": %.4f, "
+                "\"offered_rps\": %.4f, \"elapsed_s\": %.3f, \"latency_p50_s\": %.6f, "
+                "\"latency_p95_s\": %.6f, \"latency_p99_s\": %.6f}\n",
+                (unsigned long long)ls.sent, (unsigned long long)ls.answered,
+                (unsigned long long)lost, (unsigned long long)ls.duplicates,
+                (unsigned long long)ls.failed, (unsigned long long)ls.wrong,
+                o->verify ? "true" : "false", throughput, o->rate, elapsed, p50, p95, p99);
+        fclose(f);
+    }
+    for (int i = 0; i < N_INPUTS; i++) {
+        free(inputs[i].data);
+        free(ls.ref[i].data);
+    }
+    free(ls.sent_at);
+    free(ls.answers);
+    free(ls.latency);
+    bool ok = !refused && !lost && !ls.duplicates && !ls.failed && !ls.wrong && !ls.unknown;
+    return ok ? EXIT_OK : EXIT_RUNTIME;
+}
+
+int cmd_load(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"coordinator", required_argument, 0, 'c'}, {"rate", required_argument, 0, 'r'},
+        {"duration", required_argument, 0, 'd'},    {"model", required_argument, 0, 'm'},
+        {"input-shape", required_argument, 0, 's'}, {"poisson", no_argument, 0, 'P'},
+        {"fixed", no_argument, 0, 'F'},             {"seed", required_argument, 0, 'S'},
+        {"verify", no_argument, 0, 'V'},            {"json", required_argument, 0, 'j'},
+        {"drain", required_argument, 0, 'D'},       {"curve-keys", required_argument, 0, 'k'},
+        {"curve-server", required_argument, 0, 'K'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    load_opts o = {.poisson = true, .seed = 1, .drain = 30};
+    int c;
+    char *end;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o.coordinator = optarg; break;
+        case 'm': o.model = optarg; break;
+        case 's': o.shape = optarg; break;
+        case 'P': o.poisson = true; break;
+        case 'F': o.poisson = false; break;
+        case 'V': o.verify = true; break;
+        case 'j': o.json = optarg; break;
+        case 'k': o.net.curve_keys = optarg; break;
+        case 'K': o.net.curve_server = optarg; break;
+        case 'r':
+        case 'd':
+        case 'D': {
+            double v = strtod(optarg, &end);
+            if (*end || end == optarg || !(v > 0) || !isfinite(v))
+                return cli_usage_error("load", "option '%s' expects a number > 0, got '%s'",
+                                       argv[optind - 1], optarg);
+            *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : &o.drain) = v;
+            break;
+        }
+        case 'S':
+            if (!cli_parse_u64(optarg, &o.seed))
+                return cli_usage_error("load", "--seed '%s': expected an integer", optarg);
+            break;
+        case 'h': help(stdout); return EXIT_OK;
+        default: return cli_bad_option("load", c, argv);
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("load", "unexpected argument '%s'", argv[optind]);
+    if (!o.coordinator || !o.rate || !o.duration)
+        return cli_usage_error("load", "--coordinator, --rate and --duration are required");
+    if (!o.model && !o.shape)
+        return cli_usage_error("load", "give --model (or --input-shape) for the input shape");
+    if (o.verify && !o.model)
+        return cli_usage_error("load", "--verify needs --model");
+    if (o.rate * o.duration > 10000000)
+        return cli_usage_error("load", "--rate x --duration is over 10 million requests");
+    return run(&o);
+}

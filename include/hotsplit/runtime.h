@@ -1,0 +1,150 @@
+/*
+ * hotsplit runtime: the processes that run a split model across hosts.
+ *
+ * A *coordinator* runs on the source device. It admits requests, keeps each request's input
+ * until its result arrives, publishes plans (two-phase: PREPARE, every participant READY, then
+ * COMMIT) and tracks membership; it is also the source device's worker (a thread in it), so a
+ * one-device cluster needs nothing else. A *worker* registers under a device name of the
+ * cluster file, prepares the stages of each plan it is given, runs them on the activations it
+ * receives and sends its outputs straight to the next stage. A *client* submits inputs to a
+ * coordinator and receives outputs, each tagged with its request id.
+ *
+ * Guarantees: a request keeps the plan epoch it was admitted with, so work in flight finishes
+ * on its own plan while a new one is committed; when a worker stops answering, the plan is
+ * recomputed without it and the requests it held are re-issued from their kept inputs; results
+ * are deduplicated by request id, so every request is answered exactly once.
+ *
+ * Every function returns HS_OK or a negative hs_status with a one-line reason in err. The
+ * run() calls block until stopped (from another thread or a signal handler) by *_stop().
+ */
+#ifndef HOTSPLIT_RUNTIME_H
+#define HOTSPLIT_RUNTIME_H
+
+#include "hotsplit/core.h"
+#include "hotsplit/solver.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Security and liveness settings shared by all three. */
+typedef struct hs_net_opts {
+    int heartbeat_ivl_ms;     /* ZMTP heartbeat interval (default 100) */
+    int heartbeat_timeout_ms; /* a peer silent this long is gone (default 1000) */
+    int max_message_mb;       /* larger incoming messages are dropped (default 1024) */
+    /* CurveZMQ: key files written by `hotsplit keygen` (NULL: plain TCP). */
+    const char *curve_keys;      /* this process's key pair */
+    const char *curve_server;    /* clients and workers: the coordinator's public key file */
+    const char *curve_allow;     /* coordinator: allow-list of client/worker public keys */
+} hs_net_opts;
+
+/* ---- coordinator --------------------------------------------------------------------------- */
+
+typedef struct hs_coordinator_opts {
+    const char *model_path;
+    const char *cluster_path;
+    const char *listen;          /* e.g. "tcp://0.0.0.0:5555" (workers, clients) */
+    const char *advertise_host;  /* host other processes reach this one by (default 127.0.0.1) */
+    const char *plan_path;       /* pin this plan (hotsplit plan --json); NULL: the solver's */
+    const char *profile_path;    /* node times for the cost model; NULL: analytic */
+    hs_objective objective;
+    hs_constraints constraints;
+    const char *const *sets;     /* --set overrides of the cluster */
+    int n_sets;
+    int swap_every_ms;           /* > 0: publish a new (random, valid) plan this often: a test
+                                    of hot swapping under load */
+    int request_timeout_ms;      /* re-issue a request unanswered this long (default 5000) */
+    int threads;                 /* BLAS threads of the embedded source worker (default 1) */
+    hs_net_opts net;
+    bool verbose;                /* one line per membership change and plan on stderr */
+} hs_coordinator_opts;
+
+typedef struct hs_coordinator hs_coordinator;
+
+/* Loads the model and cluster, binds the sockets and starts the embedded source worker.
+ * Caller owns *out. */
+hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out, hs_error *err);
+/* Serves until hs_coordinator_stop(). */
+hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err);
+/* Asks run() to return; async-signal-safe. */
+void hs_coordinator_stop(hs_coordinator *c);
+void hs_coordinator_free(hs_coordinator *c);
+
+typedef struct hs_coordinator_stats {
+    uint64_t admitted, answered, reissued, duplicates, failed, bad_messages;
+    uint32_t epoch;              /* current committed plan */
+    int live_workers;
+    double last_recovery_s;      /* worker loss detected -> new plan committed */
+} hs_coordinator_stats;
+void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out);
+
+/* ---- worker -------------------------------------------------------------------------------- */
+
+typedef struct hs_worker_opts {
+    const char *name;            /* device name in the coordinator's cluster file */
+    const char *coordinator;     /* e.g. "tcp://10.0.0.1:5555" */
+    const char *listen;          /* data endpoint to bind (default: any port) */
+    const char *advertise_host;  /* host others reach this one by (default 127.0.0.1) */
+    const char *model_path;      /* the same model as the coordinator's (digest checked) */
+    int threads;                 /* BLAS threads (default 1) */
+    hs_net_opts net;
+    bool verbose;
+} hs_worker_opts;
+
+typedef struct hs_worker hs_worker;
+
+hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err);
+hs_status hs_worker_run(hs_worker *w, hs_error *err);
+void hs_worker_stop(hs_worker *w);
+
+typedef struct hs_worker_stats {
+    uint64_t stages_run;    /* stage executions (one per request that passed through) */
+    uint64_t bad_messages;  /* dropped: malformed, unknown epoch, wrong shapes, unsendable */
+} hs_worker_stats;
+void hs_worker_get_stats(const hs_worker *w, hs_worker_stats *out);
+void hs_worker_free(hs_worker *w);
+
+/* ---- client -------------------------------------------------------------------------------- */
+
+typedef struct hs_client hs_client;
+
+hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_client **out,
+                        hs_error *err);
+void hs_client_free(hs_client *c);
+
+/* Sends one request (the model's inputs in graph input order; data copied out before return).
+ * *request_id identifies its answer. HS_ERR_IO if the coordinator does not take it within 3 s
+ * (gone, or refusing this client's key). */
+hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
+                           uint64_t *request_id, hs_error *err);
+
+/* One answer: the request's outputs (owned by the client until the next receive or free), or
+ * status < 0 with a reason when the coordinator gave up on it. */
+typedef struct hs_result {
+    uint64_t request_id;
+    hs_status status;
+    char reason[256];
+    int n_outputs;
+    hs_tensor outputs[16];
+} hs_result;
+
+/* Waits up to timeout_ms (-1: forever) for the next answer. HS_ERR_IO with "timeout" when none
+ * came. */
+hs_status hs_client_receive(hs_client *c, int timeout_ms, hs_result *out, hs_error *err);
+
+/* Callback style: calls fn for each answer that arrives within timeout_ms; returns how many
+ * (or a negative status). */
+typedef void (*hs_result_fn)(void *ctx, const hs_result *r);
+int hs_client_poll(hs_client *c, int timeout_ms, hs_result_fn fn, void *ctx, hs_error *err);
+
+/* Writes a CurveZMQ key pair to path ("public: Z85" and "secret: Z85" lines) and the public key
+ * alone to path.pub, both mode 0600/0644. */
+hs_status hs_keygen(const char *path, hs_error *err);
+
+/* Model digest: what workers and coordinator compare to know they run the same file. */
+hs_status hs_model_digest(const char *path, uint64_t *digest, hs_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

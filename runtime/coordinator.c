@@ -1,0 +1,1013 @@
+/*
+ * The coordinator: admission, plans, membership and exactly-once answers.
+ *
+ * One zmq_poll loop over a ROUTER (workers' control messages and clients' requests), a PULL
+ * "sink" socket (the last stage's outputs) and a monitor on the ROUTER (disconnects). The
+ * source device's worker runs in a thread of this process and talks to the loop over inproc
+ * sockets like any other worker.
+ *
+ * Requests: each SUBMIT gets a request id and is kept, input and all, in a table until its
+ * result arrives. It is dispatched under the current committed plan epoch and keeps that epoch:
+ * workers hold every prepared plan until COMMIT says no request needs it any more. When a
+ * result arrives the request leaves the table and its client gets one REPLY; a second result
+ * for the same id finds no entry and is counted as a duplicate.
+ *
+ * Plans: two-phase. PREPARE(e) goes to the devices of plan e; when all are READY, COMMIT(e)
+ * makes it current. Only one plan is pending at a time; a newer proposal replaces a pending one.
+ *
+ * Membership: a worker that leaves (BYE), whose connection drops (ZMTP heartbeat timeout or a
+ * dead process: the monitor reports the disconnect, and a ROUTER_MANDATORY send to it then
+ * fails with EHOSTUNREACH), is removed; the plan is recomputed without it, and every request
+ * that was running on a plan that used it is dispatched again from its kept input once the new
+ * plan is committed. A worker that joins triggers a new plan that can use it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hotsplit/cost.h"
+#include "runtime_impl.h"
+
+#define HISTORY 256           /* recent plans kept to route and check results */
+#define TICK_MS 10
+#define PROBE_EVERY_S 0.25
+#define PREPARE_TIMEOUT_S 3.0
+#define MAX_ATTEMPTS 5
+
+hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
+                             hs_error *err);
+
+/* A request's input, kept until its answer: the SUBMIT message itself, shared by every
+ * dispatch of it (ZeroMQ sends the tensor frames straight from it). */
+typedef struct kept_input {
+    hs_msg *msg;
+    atomic_int refs;
+} kept_input;
+
+static void input_release(void *hint)
+{
+    kept_input *k = hint;
+    if (atomic_fetch_sub(&k->refs, 1) == 1) {
+        hs_msg_close(k->msg);
+        free(k->msg);
+        free(k);
+    }
+}
+
+typedef struct request {
+    uint64_t id;          /* 0: empty slot */
+    char client[HS_NAME_MAX];
+    uint64_t tag;         /* the client's request id */
+    uint32_t epoch;       /* plan it runs under */
+    double admitted, dispatched;
+    int attempts;
+    bool waiting;         /* to be dispatched (again) under the next committed plan */
+    kept_input *input;
+} request;
+
+typedef struct member {
+    bool live;
+    bool unusable;        /* failed to prepare a plan; excluded until it registers again */
+    char endpoint[HS_WIRE_ENDPOINT_MAX];
+} member;
+
+typedef struct epoch_rec {
+    uint32_t epoch;
+    hs_wire_plan wire;
+    hs_plan plan;
+} epoch_rec;
+
+struct hs_coordinator {
+    hs_coordinator_opts o;
+    void *ctx;
+    void *router, *sink, *monitor;
+    char inproc[64];
+    char sink_endpoint[HS_WIRE_ENDPOINT_MAX];
+    hs_zap *zap;
+    /* model, cluster, costs */
+    hs_graph *g;
+    uint64_t digest;
+    hs_cluster cluster;
+    hs_profile *profile;
+    hs_cost_model *costs;
+    bool pinned;
+    hs_plan pinned_plan;
+    /* membership and plans */
+    member members[HS_MAX_DEVICES];
+    epoch_rec history[HISTORY];
+    uint32_t last_epoch, current, pending;
+    bool ready[HS_MAX_DEVICES];
+    double pending_since, next_swap, next_probe, loss_at;
+    bool replan_wanted;
+    unsigned rng;
+    /* requests */
+    request *table;
+    size_t cap, count;
+    uint64_t next_id;
+    hs__pushers pushers;
+    /* the embedded source worker */
+    hs_worker *source_worker;
+    pthread_t source_thread;
+    bool source_started;
+    hs_error source_err;
+    /* I/O buffers and counters */
+    hs_msg *in, *out;
+    hs__badlog bad;
+    hs_coordinator_stats stats;
+    volatile sig_atomic_t stop;
+};
+
+static void logf_(const hs_coordinator *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void logf_(const hs_coordinator *c, const char *fmt, ...)
+{
+    if (!c->o.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "coordinator: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- the request table: open addressing keyed by request id --------------------------------- */
+
+static size_t slot_of(const hs_coordinator *c, uint64_t id)
+{
+    return (size_t)(id * 0x9e3779b97f4a7c15ull >> 20) & (c->cap - 1);
+}
+
+static request *req_find(hs_coordinator *c, uint64_t id)
+{
+    for (size_t i = slot_of(c, id);; i = (i + 1) & (c->cap - 1)) {
+        if (c->table[i].id == id)
+            return &c->table[i];
+        if (!c->table[i].id)
+            return NULL;
+    }
+}
+
+static hs_status req_grow(hs_coordinator *c)
+{
+    size_t old_cap = c->cap;
+    request *old = c->table;
+    c->cap = old_cap ? 2 * old_cap : 1024;
+    c->table = calloc(c->cap, sizeof *c->table);
+    if (!c->table) {
+        c->table = old;
+        c->cap = old_cap;
+        return HS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].id) {
+            size_t j = slot_of(c, old[i].id);
+            while (c->table[j].id)
+                j = (j + 1) & (c->cap - 1);
+            c->table[j] = old[i];
+        }
+    free(old);
+    return HS_OK;
+}
+
+static request *req_insert(hs_coordinator *c, uint64_t id)
+{
+    if ((c->count + 1) * 2 > c->cap && req_grow(c) != HS_OK)
+        return NULL;
+    size_t i = slot_of(c, id);
+    while (c->table[i].id)
+        i = (i + 1) & (c->cap - 1);
+    memset(&c->table[i], 0, sizeof c->table[i]);
+    c->table[i].id = id;
+    c->count++;
+    return &c->table[i];
+}
+
+/* Removes r, shifting later entries of its probe run back (no tombstones). */
+static void req_remove(hs_coordinator *c, request *r)
+{
+    input_release(r->input);
+    size_t i = (size_t)(r - c->table);
+    c->table[i].id = 0;
+    c->count--;
+    for (size_t j = (i + 1) & (c->cap - 1); c->table[j].id; j = (j + 1) & (c->cap - 1)) {
+        size_t home = slot_of(c, c->table[j].id);
+        /* Move j back to the hole i if its home is not in (i, j]. */
+        bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            c->table[i] = c->table[j];
+            c->table[j].id = 0;
+            i = j;
+        }
+    }
+}
+
+/* ---- plans ------------------------------------------------------------------------------- */
+
+static epoch_rec *epoch_find(hs_coordinator *c, uint32_t e)
+{
+    epoch_rec *r = &c->history[e % HISTORY];
+    return e && r->epoch == e ? r : NULL;
+}
+
+static bool plan_uses(const hs_plan *p, int d)
+{
+    for (int s = 0; s < p->n_stages; s++)
+        if (p->stages[s].device == d)
+            return true;
+    return false;
+}
+
+static bool same_stages(const hs_plan *a, const hs_plan *b)
+{
+    if (a->n_stages != b->n_stages)
+        return false;
+    for (int s = 0; s < a->n_stages; s++)
+        if (a->stages[s].device != b->stages[s].device ||
+            a->stages[s].first != b->stages[s].first || a->stages[s].last != b->stages[s].last)
+            return false;
+    return true;
+}
+
+/* The cluster as it is now: devices that are not live are excluded. */
+static void live_cluster(const hs_coordinator *c, hs_cluster *out)
+{
+    *out = c->cluster;
+    for (int d = 0; d < out->n_devices; d++)
+        if (d != out->source && (!c->members[d].live || c->members[d].unusable))
+            out->devices[d].excluded = true;
+}
+
+/* A random valid plan over the live devices: swap testing. */
+static bool random_plan(hs_coordinator *c, const hs_problem *p, hs_plan *out)
+{
+    const hs_cluster *cl = p->cluster;
+    int n = p->n_nodes, live[HS_MAX_DEVICES], n_live = 0;
+    for (int d = 0; d < cl->n_devices; d++)
+        if (d != cl->source && !cl->devices[d].excluded)
+            live[n_live++] = d;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int stages = 1 + (int)(rand_r(&c->rng) % (unsigned)(n_live < 2 ? n_live + 1 : 3));
+        if (stages > n)
+            stages = n;
+        memset(out, 0, sizeof *out);
+        out->n_stages = stages;
+        int cuts[HS_MAX_DEVICES] = {0};
+        for (int s = 1; s < stages; s++) {
+            int cut;
+            bool taken;
+            do { /* distinct cut points in [1, n - 1] */
+                cut = 1 + (int)(rand_r(&c->rng) % (unsigned)(n - 1));
+                taken = false;
+                for (int j = 1; j < s; j++)
+                    taken |= cuts[j] == cut;
+            } while (taken);
+            cuts[s] = cut;
+        }
+        for (int s = 1; s < stages; s++) /* insertion sort of the cuts */
+            for (int j = s; j > 1 && cuts[j - 1] > cuts[j]; j--) {
+                int t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        int pick[HS_MAX_DEVICES];
+        memcpy(pick, live, sizeof pick);
+        for (int s = 0; s < stages; s++) {
+            int dev = cl->source;
+            if (s > 0) {
+                int j = s - 1 + (int)(rand_r(&c->rng) % (unsigned)(n_live - (s - 1)));
+                dev = pick[j];
+                pick[j] = pick[s - 1];
+                pick[s - 1] = dev;
+            }
+            out->stages[s] = (hs_stage){dev, cuts[s], s + 1 < stages ? cuts[s + 1] : n};
+        }
+        hs_constraints none = {0};
+        if (hs_plan_evaluate(p, &none, out, NULL) == HS_OK &&
+            hs_plan_score(p, &none, HS_OBJ_LATENCY, out) < INFINITY)
+            return true;
+    }
+    return false;
+}
+
+/* Decides the next plan; false if no plan is possible now (err says why). */
+static bool choose_plan(hs_coordinator *c, bool random, hs_plan *out, hs_error *err)
+{
+    hs_cluster live;
+    live_cluster(c, &live);
+    hs_problem p;
+    if (hs_cost_problem(c->costs, &p, err) != HS_OK)
+        return false;
+    p.cluster = &live; /* same arrays, today's membership */
+    if (c->pinned) {
+        *out = c->pinned_plan;
+        hs_constraints none = {0};
+        if (hs_plan_evaluate(&p, &none, out, NULL) == HS_OK)
+            return true;
+        logf_(c, "the pinned plan needs a device that is not live; using the solver's");
+    }
+    if (random && random_plan(c, &p, out))
+        return true;
+    return hs_solve(&p, c->o.objective, &c->o.constraints, out, err) == HS_OK;
+}
+
+static int participants(const hs_plan *p, int *devices)
+{
+    for (int s = 0; s < p->n_stages; s++)
+        devices[s] = p->stages[s].device;
+    return p->n_stages;
+}
+
+static hs_status send_to(hs_coordinator *c, int device, hs_msg *m)
+{
+    hs_error err;
+    return hs_msg_send(c->router, c->cluster.devices[device].name, m, NULL, NULL, ZMQ_DONTWAIT,
+                       &err);
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void propose(hs_coordinator *c, bool random)
+{
+    hs_plan plan;
+    hs_error err = {0};
+    c->replan_wanted = false;
+    if (!choose_plan(c, random, &plan, &err)) {
+        logf_(c, "no plan now: %s", err.msg);
+        return;
+    }
+    /* The current plan stays when it is the same on the same live processes. */
+    epoch_rec *cur = epoch_find(c, c->current);
+    bool unchanged = cur && !c->pending && same_stages(&cur->plan, &plan);
+    for (int s = 0; unchanged && s < cur->plan.n_stages; s++) {
+        int d = cur->plan.stages[s].device;
+        const char *was = hs__plan_endpoint(&cur->wire, c->cluster.devices[d].name);
+        unchanged = c->members[d].live && was && strcmp(was, c->members[d].endpoint) == 0;
+    }
+    if (!random && unchanged)
+        return;
+
+    uint32_t e = ++c->last_epoch;
+    epoch_rec *rec = &c->history[e % HISTORY];
+    memset(rec, 0, sizeof *rec);
+    rec->epoch = e;
+    rec->plan = plan;
+    hs_wire_plan *w = &rec->wire;
+    w->epoch = e;
+    w->n_stages = plan.n_stages;
+    for (int s = 0; s < plan.n_stages; s++) {
+        int d = plan.stages[s].device;
+        copy_str(w->stages[s].device, sizeof w->stages[s].device, c->cluster.devices[d].name);
+        w->stages[s].first = plan.stages[s].first;
+        w->stages[s].last = plan.stages[s].last;
+        copy_str(w->endpoints[w->n_endpoints].device, HS_NAME_MAX, c->cluster.devices[d].name);
+        copy_str(w->endpoints[w->n_endpoints++].endpoint, HS_WIRE_ENDPOINT_MAX,
+                 c->members[d].endpoint);
+    }
+    copy_str(w->sink_endpoint, sizeof w->sink_endpoint, c->sink_endpoint);
+
+    /* Connect to where requests enter this plan now, not on the first request. */
+    const char *entry = plan.stages[0].first < plan.stages[0].last || plan.n_stages < 2
+                            ? c->members[c->cluster.source].endpoint
+                            : w->endpoints[1].endpoint;
+    hs__pusher(&c->pushers, entry, &err);
+
+    c->pending = e;
+    c->pending_since = hs__now();
+    memset(c->ready, 0, sizeof c->ready);
+    hs_msg_init(c->out, HS_MSG_PREPARE);
+    c->out->plan = *w;
+    int devs[HS_MAX_DEVICES], n = participants(&plan, devs);
+    for (int i = 0; i < n; i++)
+        send_to(c, devs[i], c->out);
+    if (c->o.verbose) {
+        char desc[512];
+        int at = 0;
+        for (int s = 0; s < plan.n_stages; s++)
+            at += snprintf(desc + at, sizeof desc - (size_t)at, "%s%s[%d,%d)", s ? " -> " : "",
+                           c->cluster.devices[plan.stages[s].device].name,
+                           plan.stages[s].first, plan.stages[s].last);
+        logf_(c, "prepare plan %u: %s", e, desc);
+    }
+}
+
+/* ---- dispatching requests ---------------------------------------------------------------- */
+
+static void dispatch(hs_coordinator *c, request *r, double now)
+{
+    epoch_rec *rec = epoch_find(c, c->current);
+    if (!rec) {
+        r->waiting = true;
+        return;
+    }
+    const hs_plan *p = &rec->plan;
+    int cut = p->stages[0].first < p->stages[0].last ? 0 : 1;
+    const char *to = cut == 0 ? c->members[c->cluster.source].endpoint
+                              : hs__plan_endpoint(&rec->wire, rec->wire.stages[1].device);
+    hs_error err;
+    void *sock = to ? hs__pusher(&c->pushers, to, &err) : NULL;
+    hs_msg *m = c->out;
+    hs_msg_init(m, HS_MSG_DATA);
+    m->request_id = r->id;
+    m->epoch = rec->epoch;
+    m->cut = cut;
+    m->n_tensors = r->input->msg->n_tensors;
+    for (int i = 0; i < m->n_tensors; i++) {
+        m->tensors[i] = r->input->msg->tensors[i];
+        snprintf(m->tensors[i].name, sizeof m->tensors[i].name, "%s", hs_graph_input(c->g, i, NULL));
+    }
+    r->epoch = rec->epoch;
+    r->dispatched = now;
+    r->attempts++;
+    r->waiting = true; /* until the send is accepted */
+    if (!sock)
+        return;
+    atomic_fetch_add(&r->input->refs, 1);
+    if (hs_msg_send(sock, NULL, m, input_release, r->input, ZMQ_DONTWAIT, &err) == HS_OK)
+        r->waiting = false;
+}
+
+static void reply(hs_coordinator *c, const char *client, uint64_t tag, hs_status status,
+                  const char *reason, const hs_msg *result)
+{
+    hs_msg *m = c->out;
+    hs_msg_init(m, HS_MSG_REPLY);
+    m->request_id = tag;
+    m->status = status;
+    if (reason)
+        snprintf(m->reason, sizeof m->reason, "%s", reason);
+    if (result) {
+        m->n_tensors = result->n_tensors;
+        memcpy(m->tensors, result->tensors, (size_t)result->n_tensors * sizeof m->tensors[0]);
+    }
+    hs_error err;
+    /* Results are small (a CNN's logits): copying them keeps the result message's lifetime
+     * simple. A client that has gone makes the send fail at once (ROUTER_MANDATORY). */
+    hs_msg_send(c->router, client, m, NULL, NULL, ZMQ_DONTWAIT, &err);
+}
+
+static void dispatch_waiting(hs_coordinator *c, double now)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->table[i].id && c->table[i].waiting)
+            dispatch(c, &c->table[i], now);
+}
+
+/* The oldest epoch a request still in flight runs under: workers may free older plans. */
+static uint32_t oldest_needed(const hs_coordinator *c)
+{
+    uint32_t oldest = c->current;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->table[i].id && !c->table[i].waiting && c->table[i].epoch < oldest)
+            oldest = c->table[i].epoch;
+    if (c->pending && c->pending < oldest)
+        oldest = c->pending;
+    return oldest;
+}
+
+/* COMMIT to every live worker: makes a new plan current, or (re-sent) tells workers what they
+ * may retire; a send that fails with EHOSTUNREACH finds a worker that is gone. */
+static void broadcast_commit(hs_coordinator *c, int *gone, int *n_gone)
+{
+    hs_msg_init(c->out, HS_MSG_COMMIT);
+    c->out->epoch = c->current;
+    c->out->retire_below = oldest_needed(c);
+    *n_gone = 0;
+    for (int d = 0; d < c->cluster.n_devices; d++) {
+        if (!c->members[d].live)
+            continue;
+        if (send_to(c, d, c->out) != HS_OK && zmq_errno() == EHOSTUNREACH)
+            gone[(*n_gone)++] = d;
+    }
+}
+
+static void lose_worker(hs_coordinator *c, int d, const char *why, double now);
+
+static void probe(hs_coordinator *c, double now)
+{
+    int gone[HS_MAX_DEVICES], n_gone;
+    c->next_probe = now + PROBE_EVERY_S;
+    broadcast_commit(c, gone, &n_gone);
+    for (int i = 0; i < n_gone; i++)
+        lose_worker(c, gone[i], "its connection is gone", now);
+}
+
+static void commit(hs_coordinator *c, double now)
+{
+    c->current = c->pending;
+    c->pending = 0;
+    c->stats.epoch = c->current;
+    if (c->loss_at > 0) {
+        c->stats.last_recovery_s = now - c->loss_at;
+        logf_(c, "recovered in %.1f ms: plan %u committed", 1e3 * c->stats.last_recovery_s,
+              c->current);
+        c->loss_at = 0;
+    } else {
+        logf_(c, "commit plan %u", c->current);
+    }
+    dispatch_waiting(c, now);
+    probe(c, now);
+}
+
+static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
+{
+    if (!c->members[d].live || d == c->cluster.source)
+        return;
+    c->members[d].live = false;
+    c->stats.live_workers--;
+    c->loss_at = now;
+    logf_(c, "worker %s left (%s)", c->cluster.devices[d].name, why);
+    epoch_rec *pend = epoch_find(c, c->pending);
+    if (pend && plan_uses(&pend->plan, d))
+        c->pending = 0;
+    /* Every request on a plan that used d may be stuck there: run it again. */
+    for (size_t i = 0; i < c->cap; i++) {
+        request *r = &c->table[i];
+        epoch_rec *rec = r->id ? epoch_find(c, r->epoch) : NULL;
+        if (r->id && !r->waiting && (!rec || plan_uses(&rec->plan, d))) {
+            r->waiting = true;
+            c->stats.reissued++;
+        }
+    }
+    epoch_rec *cur = epoch_find(c, c->current);
+    if (cur && plan_uses(&cur->plan, d))
+        c->current = 0; /* nothing may be dispatched on it any more */
+    propose(c, false);
+}
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+static void bad(hs_coordinator *c, const char *source, const char *reason)
+{
+    c->stats.bad_messages++;
+    hs__bad_message(&c->bad, "coordinator", source, reason);
+}
+
+static void on_hello(hs_coordinator *c, const char *peer, const hs_msg *m, double now)
+{
+    int d = hs_cluster_find(&c->cluster, m->name);
+    const char *refuse = NULL;
+    char why[HS_WIRE_REASON_MAX];
+    if (strcmp(peer, m->name) != 0)
+        refuse = "its routing id differs from its name";
+    else if (d < 0)
+        snprintf(why, sizeof why, "no device '%s' in %s", m->name, c->o.cluster_path),
+            refuse = why;
+    else if (m->model_digest != c->digest)
+        snprintf(why, sizeof why, "'%s' runs another model file than %s", m->name,
+                 c->o.model_path), refuse = why;
+    else if (d == c->cluster.source &&
+             strcmp(m->endpoint, hs__worker_endpoint(c->source_worker)) != 0)
+        refuse = "the source device's worker runs inside the coordinator";
+    hs_msg_init(c->out, HS_MSG_WELCOME);
+    if (refuse) {
+        c->out->status = HS_ERR_INVALID;
+        snprintf(c->out->reason, sizeof c->out->reason, "%s", refuse);
+        hs_error err;
+        hs_msg_send(c->router, peer, c->out, NULL, NULL, ZMQ_DONTWAIT, &err);
+        bad(c, peer, refuse);
+        return;
+    }
+    member *mb = &c->members[d];
+    if (mb->live) /* a new process under the same name: what the old one held is lost */
+        lose_worker(c, d, "it registered again", now);
+    mb->live = true;
+    mb->unusable = false;
+    snprintf(mb->endpoint, sizeof mb->endpoint, "%s", m->endpoint);
+    c->stats.live_workers++;
+    send_to(c, d, c->out);
+    logf_(c, "worker %s joined (data at %s)", m->name, m->endpoint);
+    c->replan_wanted = true;
+}
+
+static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
+{
+    if (m->epoch != c->pending)
+        return; /* a plan that was since replaced */
+    epoch_rec *rec = epoch_find(c, c->pending);
+    if (m->status < 0) {
+        logf_(c, "worker %s cannot prepare plan %u: %s", c->cluster.devices[d].name, m->epoch,
+              m->reason);
+        c->members[d].unusable = true;
+        c->pending = 0;
+        c->replan_wanted = true;
+        return;
+    }
+    c->ready[d] = true;
+    for (int s = 0; s < rec->plan.n_stages; s++)
+        if (!c->ready[rec->plan.stages[s].device])
+            return;
+    commit(c, now);
+}
+
+static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
+{
+    epoch_rec *rec = epoch_find(c, m->epoch);
+    if (!rec || m->stage < 0 || m->stage >= rec->plan.n_stages || !m->count ||
+        rec->plan.stages[m->stage].device != d)
+        return;
+    const hs_stage *st = &rec->plan.stages[m->stage];
+    hs_cost_observe(c->costs, d, st->first, st->last, m->seconds / m->count, 0.2);
+}
+
+static bool same_desc(const hs_tensor *a, const hs_tensor *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+/* Admits a request. Returns true when it kept m (the caller then needs a new receive buffer). */
+static bool on_submit(hs_coordinator *c, const char *peer, hs_msg *m, double now)
+{
+    int n = hs_graph_input_count(c->g);
+    char why[HS_WIRE_REASON_MAX] = "";
+    if (m->n_tensors != n)
+        snprintf(why, sizeof why, "the model takes %d inputs, the request has %d", n,
+                 m->n_tensors);
+    for (int i = 0; i < m->n_tensors && !why[0]; i++) {
+        hs_tensor want;
+        const char *name = hs_graph_input(c->g, i, &want);
+        char shape[64];
+        if (!same_desc(&want, &m->tensors[i].t))
+            snprintf(why, sizeof why, "input %d ('%s') must be %s %s", i, name,
+                     want.dtype == HS_F32 ? "float32" : "int64",
+                     hs_shape_str(&want, shape, sizeof shape));
+    }
+    if (why[0]) {
+        bad(c, peer, why);
+        reply(c, peer, m->request_id, HS_ERR_SHAPE, why, NULL);
+        return false;
+    }
+    kept_input *k = malloc(sizeof *k);
+    hs_msg *fresh = calloc(1, sizeof *fresh);
+    request *r = k && fresh ? req_insert(c, ++c->next_id) : NULL;
+    if (!r) {
+        free(k);
+        free(fresh);
+        reply(c, peer, m->request_id, HS_ERR_NOMEM, "coordinator out of memory", NULL);
+        return false;
+    }
+    k->msg = m; /* the received message itself, frames and all: no copy */
+    atomic_init(&k->refs, 1);
+    c->in = fresh;
+    snprintf(r->client, sizeof r->client, "%s", peer);
+    r->tag = m->request_id;
+    r->admitted = now;
+    r->input = k;
+    c->stats.admitted++;
+    dispatch(c, r, now);
+    return true;
+}
+
+static void on_router(hs_coordinator *c, double now)
+{
+    char peer[HS_NAME_MAX];
+    hs_error err;
+    hs_status st = hs_msg_recv(c->router, peer, sizeof peer, c->in, ZMQ_DONTWAIT, &err);
+    if (st == HS_ERR_IO)
+        return;
+    if (st != HS_OK) {
+        bad(c, "a peer of the control socket", err.msg);
+        return;
+    }
+    hs_msg *m = c->in;
+    int d = hs_cluster_find(&c->cluster, peer);
+    bool worker = d >= 0 && c->members[d].live;
+    switch (m->kind) {
+    case HS_MSG_HELLO: on_hello(c, peer, m, now); break;
+    case HS_MSG_SUBMIT:
+        if (on_submit(c, peer, m, now))
+            return; /* m now belongs to the request */
+        break;
+    case HS_MSG_READY:
+        if (worker)
+            on_ready(c, d, m, now);
+        break;
+    case HS_MSG_TELEMETRY:
+        if (worker)
+            on_telemetry(c, d, m);
+        break;
+    case HS_MSG_BYE:
+        if (worker)
+            lose_worker(c, d, "it said goodbye", now);
+        break;
+    default: bad(c, peer, "unexpected message kind on the control socket"); break;
+    }
+    hs_msg_close(m);
+}
+
+static void on_result(hs_coordinator *c, double now)
+{
+    hs_error err;
+    hs_msg *m = c->in;
+    hs_status st = hs_msg_recv(c->sink, NULL, 0, m, ZMQ_DONTWAIT, &err);
+    if (st == HS_ERR_IO)
+        return;
+    if (st != HS_OK) {
+        bad(c, "the sink socket", err.msg);
+        return;
+    }
+    char why[HS_WIRE_REASON_MAX] = "";
+    epoch_rec *rec = m->kind == HS_MSG_DATA ? epoch_find(c, m->epoch) : NULL;
+    int n_out = hs_graph_output_count(c->g);
+    if (m->kind != HS_MSG_DATA)
+        snprintf(why, sizeof why, "%s on the sink socket", hs_msg_kind_name(m->kind));
+    else if (!rec)
+        snprintf(why, sizeof why, "result under unknown plan epoch %u", m->epoch);
+    else if (m->cut != rec->plan.n_stages)
+        snprintf(why, sizeof why, "epoch %u: data for stage %d on the sink socket", m->epoch,
+                 m->cut);
+    else if (m->n_tensors != n_out)
+        snprintf(why, sizeof why, "a result with %d tensors, the model has %d outputs",
+                 m->n_tensors, n_out);
+    for (int i = 0; i < n_out && !why[0]; i++) {
+        hs_tensor want;
+        const char *name = hs_graph_output(c->g, i, &want);
+        if (strcmp(name, m->tensors[i].name) != 0 || !same_desc(&want, &m->tensors[i].t))
+            snprintf(why, sizeof why, "result tensor %d is not output '%s'", i, name);
+    }
+    if (why[0]) {
+        bad(c, "the sink socket", why);
+        hs_msg_close(m);
+        return;
+    }
+    request *r = req_find(c, m->request_id);
+    if (!r) {
+        c->stats.duplicates++; /* answered already (a re-issued copy finished too) */
+    } else {
+        reply(c, r->client, r->tag, HS_OK, NULL, m);
+        c->stats.answered++;
+        req_remove(c, r);
+    }
+    hs_msg_close(m);
+    (void)now;
+}
+
+static void on_monitor(hs_coordinator *c, double now)
+{
+    int event;
+    char address[256];
+    bool disconnected = false;
+    while (hs_monitor_read(c->monitor, &event, address, sizeof address, ZMQ_DONTWAIT) == HS_OK)
+        disconnected |= event == ZMQ_EVENT_DISCONNECTED;
+    /* The monitor names the address, not the device: find out who left by probing, now and
+     * once more shortly after (the ROUTER drops the peer's pipe asynchronously). */
+    if (disconnected) {
+        probe(c, now);
+        c->next_probe = now + 0.02;
+    }
+}
+
+static void on_timers(hs_coordinator *c, double now)
+{
+    if (now >= c->next_probe)
+        probe(c, now);
+    if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
+        logf_(c, "plan %u was not ready in %.0f s; choosing again", c->pending,
+              PREPARE_TIMEOUT_S);
+        c->pending = 0;
+        c->replan_wanted = true;
+    }
+    if (c->o.swap_every_ms > 0 && !c->pending && now >= c->next_swap && c->current) {
+        c->next_swap = now + c->o.swap_every_ms / 1e3;
+        propose(c, true);
+    } else if (c->replan_wanted && !c->pending) {
+        propose(c, false);
+    }
+    double timeout = (c->o.request_timeout_ms > 0 ? c->o.request_timeout_ms : 5000) / 1e3;
+    bool any_waiting = false;
+    for (size_t i = 0; i < c->cap; i++) {
+        request *r = &c->table[i];
+        if (!r->id)
+            continue;
+        if (!r->waiting && now - r->dispatched > timeout) {
+            if (r->attempts >= MAX_ATTEMPTS) {
+                reply(c, r->client, r->tag, HS_ERR_IO, "no answer after 5 attempts", NULL);
+                c->stats.failed++;
+                req_remove(c, r);
+                i--; /* the removal may have shifted another entry into slot i */
+                continue;
+            }
+            r->waiting = true;
+            c->stats.reissued++;
+        }
+        any_waiting |= r->waiting;
+    }
+    if (any_waiting && c->current && !c->pending)
+        dispatch_waiting(c, now);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void *source_main(void *arg)
+{
+    hs_coordinator *c = arg;
+    hs_worker_run(c->source_worker, &c->source_err);
+    return NULL;
+}
+
+static hs_status open_sockets(hs_coordinator *c, hs_error *err)
+{
+    hs_socket_opts so;
+    char pub[41], sec[41], server[41];
+    hs_status st = hs__socket_opts(&c->o.net, true, &so, pub, sec, server, err);
+    if (st != HS_OK)
+        return st;
+    if (c->o.net.curve_allow &&
+        (st = hs_zap_start(c->ctx, c->o.net.curve_allow, &c->zap, err)) != HS_OK)
+        return st;
+    c->router = hs_socket_new(c->ctx, ZMQ_ROUTER, &so, err);
+    if (!c->router)
+        return HS_ERR_IO;
+    int one = 1;
+    zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(c->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    if (zmq_bind(c->router, c->o.listen) != 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: cannot listen on %s: %s",
+                                c->o.listen, zmq_strerror(zmq_errno()));
+    snprintf(c->inproc, sizeof c->inproc, "inproc://hs-coordinator-%p", (void *)c);
+    /* The embedded worker needs no keys: inproc never leaves the process. ZAP does not apply
+     * to inproc. */
+    if (zmq_bind(c->router, c->inproc) != 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: inproc bind: %s",
+                                zmq_strerror(zmq_errno()));
+    c->monitor = hs_monitor_open(c->ctx, c->router, ZMQ_EVENT_DISCONNECTED, err);
+    if (!c->monitor)
+        return HS_ERR_IO;
+    hs_socket_opts dso = {.max_msg_size = hs__max_message(&c->o.net), .rcvhwm = HS_DATA_HWM};
+    c->sink = hs_socket_new(c->ctx, ZMQ_PULL, &dso, err);
+    if (!c->sink)
+        return HS_ERR_IO;
+    char bind_at[HS_WIRE_ENDPOINT_MAX], bound[HS_WIRE_ENDPOINT_MAX];
+    snprintf(bind_at, sizeof bind_at, "tcp://%s:0",
+             strncmp(c->o.listen, "tcp://127.", 10) == 0 ? "127.0.0.1" : "*");
+    if (zmq_bind(c->sink, bind_at) != 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: cannot bind the sink: %s",
+                                zmq_strerror(zmq_errno()));
+    size_t len = sizeof bound;
+    zmq_getsockopt(c->sink, ZMQ_LAST_ENDPOINT, bound, &len);
+    hs__advertise(bound, c->o.advertise_host ? c->o.advertise_host : "127.0.0.1",
+                  c->sink_endpoint, sizeof c->sink_endpoint);
+    c->pushers.ctx = c->ctx;
+    c->pushers.net = &c->o.net;
+    logf_(c, "results come back to %s", c->sink_endpoint);
+    return HS_OK;
+}
+
+static hs_status load_inputs(hs_coordinator *c, hs_error *err)
+{
+    hs_status st = hs_cluster_load(c->o.cluster_path, &c->cluster, err);
+    for (int i = 0; st == HS_OK && i < c->o.n_sets; i++)
+        st = hs_cluster_set(&c->cluster, c->o.sets[i], err);
+    if (st == HS_OK)
+        st = hs_model_digest(c->o.model_path, &c->digest, err);
+    if (st == HS_OK)
+        st = hs_graph_load_onnx(c->o.model_path, NULL, &c->g, err);
+    if (st == HS_OK && c->o.profile_path)
+        st = hs_profile_load(c->o.profile_path, &c->profile, err);
+    if (st == HS_OK)
+        st = hs_cost_model_new(c->g, &c->cluster, c->profile, &c->costs, err);
+    if (st == HS_OK && c->o.plan_path) {
+        st = hs__plan_file_load(c->o.plan_path, &c->cluster, hs_graph_node_count(c->g),
+                                &c->pinned_plan, err);
+        c->pinned = st == HS_OK;
+    }
+    return st;
+}
+
+hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out, hs_error *err)
+{
+    *out = NULL;
+    if (!o->model_path || !o->cluster_path || !o->listen)
+        return hs__set_error_rt(err, HS_ERR_INVALID, "a coordinator needs --model, --cluster "
+                                "and --listen");
+    hs_coordinator *c = calloc(1, sizeof *c);
+    if (!c)
+        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+    c->o = *o;
+    c->rng = 12345;
+    c->in = calloc(1, sizeof *c->in);
+    c->out = calloc(1, sizeof *c->out);
+    hs_status st = c->in && c->out && req_grow(c) == HS_OK
+                       ? HS_OK : hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+    if (st == HS_OK)
+        st = load_inputs(c, err);
+    if (st == HS_OK && !(c->ctx = zmq_ctx_new()))
+        st = hs__set_error_rt(err, HS_ERR_IO, "cannot create a ZeroMQ context");
+    if (st == HS_OK)
+        st = open_sockets(c, err);
+    if (st == HS_OK) {
+        char data_at[96];
+        snprintf(data_at, sizeof data_at, "inproc://hs-source-data-%p", (void *)c);
+        hs_worker_opts wo = {.name = c->cluster.devices[c->cluster.source].name,
+                             .coordinator = c->inproc, .listen = data_at,
+                             .threads = o->threads, .verbose = o->verbose};
+        st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest, &c->source_worker, err);
+    }
+    if (st == HS_OK) {
+        if (pthread_create(&c->source_thread, NULL, source_main, c) != 0)
+            st = hs__set_error_rt(err, HS_ERR_NOMEM, "cannot start the source worker thread");
+        c->source_started = st == HS_OK;
+    }
+    if (st != HS_OK) {
+        hs_coordinator_free(c);
+        return st;
+    }
+    *out = c;
+    return HS_OK;
+}
+
+static bool readable(void *socket)
+{
+    int events;
+    size_t len = sizeof events;
+    return zmq_getsockopt(socket, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
+hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
+{
+    zmq_pollitem_t items[] = {{c->router, 0, ZMQ_POLLIN, 0},
+                              {c->sink, 0, ZMQ_POLLIN, 0},
+                              {c->monitor, 0, ZMQ_POLLIN, 0}};
+    double now = hs__now();
+    c->next_probe = now + PROBE_EVERY_S;
+    c->next_swap = now;
+    while (!c->stop) {
+        if (zmq_poll(items, 3, TICK_MS) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            return hs__set_error_rt(err, HS_ERR_IO, "coordinator: poll: %s",
+                                    zmq_strerror(zmq_errno()));
+        }
+        now = hs__now();
+        /* Results first: they free requests; then a bounded batch of control messages. */
+        for (int i = 0; i < 64 && readable(c->sink); i++)
+            on_result(c, now);
+        for (int i = 0; i < 64 && readable(c->router); i++)
+            on_router(c, now);
+        if (items[2].revents & ZMQ_POLLIN)
+            on_monitor(c, now);
+        on_timers(c, now);
+    }
+    return HS_OK;
+}
+
+void hs_coordinator_stop(hs_coordinator *c) { c->stop = 1; }
+
+void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out)
+{
+    *out = c->stats;
+}
+
+void hs_coordinator_free(hs_coordinator *c)
+{
+    if (!c)
+        return;
+    if (c->router) { /* workers stop when the coordinator leaves */
+        hs_msg_init(c->out, HS_MSG_BYE);
+        for (int d = 0; d < c->cluster.n_devices; d++)
+            if (c->members[d].live && d != c->cluster.source)
+                send_to(c, d, c->out);
+    }
+    if (c->source_started) {
+        hs_worker_stop(c->source_worker);
+        pthread_join(c->source_thread, NULL);
+    }
+    hs_worker_free(c->source_worker);
+    for (size_t i = 0; c->table && i < c->cap; i++)
+        if (c->table[i].id)
+            input_release(c->table[i].input);
+    free(c->table);
+    hs__pushers_close(&c->pushers);
+    if (c->monitor)
+        zmq_close(c->monitor);
+    if (c->router)
+        zmq_close(c->router);
+    if (c->sink)
+        zmq_close(c->sink);
+    hs_zap_stop(c->zap);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    hs_cost_model_free(c->costs);
+    hs_profile_free(c->profile);
+    hs_graph_free(c->g);
+    if (c->in)
+        hs_msg_close(c->in);
+    free(c->in);
+    free(c->out);
+    free(c);
+}

@@ -1,0 +1,74 @@
+/*
+ * Internals shared by the coordinator, the worker and the client. Not installed.
+ */
+#ifndef HOTSPLIT_RUNTIME_IMPL_H
+#define HOTSPLIT_RUNTIME_IMPL_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "hotsplit/runtime.h"
+#include "transport.h"
+
+#define HS_DEFAULT_HEARTBEAT_IVL_MS 100
+#define HS_DEFAULT_HEARTBEAT_TIMEOUT_MS 1000
+#define HS_DATA_HWM 256          /* messages queued per data socket before sends fail */
+#define HS_DEFAULT_MAX_MESSAGE_MB 1024 /* ZMQ_MAXMSGSIZE: no tensor of a CNN is near it */
+
+/* The ZMQ_MAXMSGSIZE the network options ask for, in bytes. */
+int64_t hs__max_message(const hs_net_opts *net);
+
+/* Records "message" in err (may be NULL) and returns code. */
+hs_status hs__set_error_rt(hs_error *err, hs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Seconds on a monotonic clock. */
+double hs__now(void);
+
+/* Data-plane PUSH sockets, one per peer endpoint, connected on first use. ZMQ_IMMEDIATE is on:
+ * a message for a peer that is not connected fails at once instead of queueing for a peer that
+ * may be gone (the coordinator re-issues what is lost). */
+typedef struct hs__pushers {
+    void *ctx;
+    const hs_net_opts *net;
+    int n;
+    struct {
+        char endpoint[HS_WIRE_ENDPOINT_MAX];
+        void *socket;
+    } peers[2 * HS_MAX_DEVICES + 2];
+} hs__pushers;
+
+void *hs__pusher(hs__pushers *p, const char *endpoint, hs_error *err);
+/* Sends a data message without blocking for long: if the peer is not ready (still connecting,
+ * or its queue is full) waits up to HS_SEND_WAIT_MS for it, then gives up (HS_ERR_IO). */
+#define HS_SEND_WAIT_MS 500
+hs_status hs__send_data(void *socket, const hs_msg *m, hs_release_fn release, void *hint,
+                        hs_error *err);
+void hs__pushers_close(hs__pushers *p);
+
+/* Socket options for the runtime's sockets from its network options. */
+hs_status hs__socket_opts(const hs_net_opts *net, bool server, hs_socket_opts *o,
+                          char pub[41], char sec[41], char server_key[41], hs_error *err);
+
+/* Logs a rejected message: the first time for each (source, reason kind) pair on stderr, then
+ * only counts. */
+typedef struct hs__badlog {
+    uint64_t count;
+    int n_seen;
+    char seen[32][96];
+} hs__badlog;
+void hs__bad_message(hs__badlog *log, const char *who, const char *source, const char *reason);
+
+/* A wildcard bind ("tcp://0.0.0.0:5555") -> "tcp://HOST:5555", the endpoint others connect to. */
+void hs__advertise(const char *bound, const char *host, char *out, size_t size);
+
+/* The endpoint a plan names for a device, or NULL. */
+const char *hs__plan_endpoint(const hs_wire_plan *p, const char *device);
+
+/* Worker internals the coordinator uses to run the source device's worker in a thread,
+ * sharing its ZeroMQ context (inproc endpoints) and its loaded graph. */
+hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
+                                  uint64_t digest, hs_worker **out, hs_error *err);
+const char *hs__worker_endpoint(const hs_worker *w);
+
+#endif

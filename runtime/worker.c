@@ -1,0 +1,559 @@
+/*
+ * A worker: one device of the cluster. It registers with the coordinator under its device
+ * name, prepares the stages each plan gives it (PREPARE -> READY), and runs them on the
+ * activations that arrive on its data socket, sending the outputs straight to the next stage
+ * (or the results to the coordinator's sink). Each message carries the epoch of the plan its
+ * request was admitted under, and is run on exactly that plan: prepared plans stay until the
+ * coordinator retires them (COMMIT's retire_below).
+ *
+ * Single-threaded: one zmq_poll loop. ZeroMQ's I/O threads keep the ZMTP heartbeats going
+ * while a stage computes, so a long stage does not look like a dead worker.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime_impl.h"
+
+#define MAX_EPOCHS 32 /* prepared plans kept at once */
+#define MAX_EXECS 32
+#define TELEMETRY_EVERY_S 0.2
+
+typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
+    int first, last, refs;
+    hs_exec *x;
+} shared_exec;
+
+typedef struct epoch_slot {
+    bool used;
+    uint32_t epoch;
+    hs_wire_plan plan;
+    int stage;               /* this worker's stage in the plan, -1 if none */
+    shared_exec *exec;
+    double seconds;          /* telemetry not yet sent */
+    uint32_t count;
+} epoch_slot;
+
+struct hs_worker {
+    char name[HS_NAME_MAX];
+    char coordinator[HS_WIRE_ENDPOINT_MAX];
+    char listen[HS_WIRE_ENDPOINT_MAX];
+    char advertise[HS_WIRE_ENDPOINT_MAX];
+    char endpoint[HS_WIRE_ENDPOINT_MAX]; /* where others send this worker data */
+    hs_net_opts net;
+    bool verbose;
+    int threads;
+    void *ctx;
+    bool own_ctx;
+    hs_graph *own_graph;     /* loaded by this worker (NULL when embedded) */
+    const hs_graph *g;
+    uint64_t digest;
+    void *control, *data;
+    hs__pushers pushers;
+    epoch_slot epochs[MAX_EPOCHS];
+    shared_exec execs[MAX_EXECS];
+    hs_msg *in, *out;
+    hs__badlog bad;
+    uint64_t stages_run;
+    volatile sig_atomic_t stop;
+    double last_telemetry;
+};
+
+/* ---- prepared plans ------------------------------------------------------------------------ */
+
+static shared_exec *exec_acquire(hs_worker *w, int first, int last, hs_error *err)
+{
+    shared_exec *free_slot = NULL;
+    for (int i = 0; i < MAX_EXECS; i++) {
+        shared_exec *e = &w->execs[i];
+        if (e->refs > 0 && e->first == first && e->last == last) {
+            e->refs++;
+            return e;
+        }
+        if (!e->refs && !free_slot)
+            free_slot = e;
+    }
+    if (!free_slot) {
+        hs__set_error_rt(err, HS_ERR_NOMEM, "more than %d node ranges prepared at once",
+                         MAX_EXECS);
+        return NULL;
+    }
+    if (hs_exec_new(w->g, first, last, &free_slot->x, err) != HS_OK)
+        return NULL;
+    free_slot->first = first;
+    free_slot->last = last;
+    free_slot->refs = 1;
+    return free_slot;
+}
+
+static void exec_release(shared_exec *e)
+{
+    if (e && --e->refs == 0) {
+        hs_exec_free(e->x);
+        e->x = NULL;
+    }
+}
+
+static void slot_clear(epoch_slot *s)
+{
+    exec_release(s->exec);
+    memset(s, 0, sizeof *s);
+}
+
+static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
+{
+    for (int i = 0; i < MAX_EPOCHS; i++)
+        if (w->epochs[i].used && w->epochs[i].epoch == epoch)
+            return &w->epochs[i];
+    return NULL;
+}
+
+/* PREPARE: find this worker's stage in the plan and get its executor ready. */
+static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
+{
+    int n = hs_graph_node_count(w->g);
+    epoch_slot *slot = find_epoch(w, plan->epoch);
+    if (slot)
+        slot_clear(slot); /* a re-sent PREPARE replaces the old one */
+    for (int i = 0; i < MAX_EPOCHS && !slot; i++)
+        if (!w->epochs[i].used)
+            slot = &w->epochs[i];
+    if (!slot) { /* full: the coordinator has not retired old plans; drop the oldest */
+        slot = &w->epochs[0];
+        for (int i = 1; i < MAX_EPOCHS; i++)
+            if (w->epochs[i].epoch < slot->epoch)
+                slot = &w->epochs[i];
+        slot_clear(slot);
+    }
+    int stage = -1;
+    for (int s = 0; s < plan->n_stages; s++) {
+        const hs_wire_stage *st = &plan->stages[s];
+        if (st->first < 0 || st->last > n || st->first > st->last ||
+            (s > 0 && st->first != plan->stages[s - 1].last))
+            return hs__set_error_rt(err, HS_ERR_INVALID, "plan %u: stage %d [%d, %d) does not "
+                                    "fit a model of %d nodes", plan->epoch, s, st->first,
+                                    st->last, n);
+        if (strcmp(st->device, w->name) == 0)
+            stage = s;
+    }
+    shared_exec *e = NULL;
+    if (stage >= 0 && !(e = exec_acquire(w, plan->stages[stage].first,
+                                         plan->stages[stage].last, err)))
+        return HS_ERR_NOMEM;
+    slot->used = true;
+    slot->epoch = plan->epoch;
+    slot->plan = *plan;
+    slot->stage = stage;
+    slot->exec = e;
+    /* Connect to the next hop now, so the first activation does not wait for TCP. */
+    if (stage >= 0) {
+        const char *next = stage + 1 < plan->n_stages
+                               ? hs__plan_endpoint(plan, plan->stages[stage + 1].device)
+                               : plan->sink_endpoint;
+        if (next)
+            hs__pusher(&w->pushers, next, err);
+    }
+    return HS_OK;
+}
+
+static void retire(hs_worker *w, uint32_t below)
+{
+    for (int i = 0; i < MAX_EPOCHS; i++)
+        if (w->epochs[i].used && w->epochs[i].epoch < below)
+            slot_clear(&w->epochs[i]);
+}
+
+/* ---- control --------------------------------------------------------------------------- */
+
+static hs_status send_control(hs_worker *w, hs_msg *m, hs_error *err)
+{
+    return hs_msg_send(w->control, NULL, m, NULL, NULL, 0, err);
+}
+
+static hs_status say_hello(hs_worker *w, hs_error *err)
+{
+    hs_msg_init(w->out, HS_MSG_HELLO);
+    snprintf(w->out->name, sizeof w->out->name, "%s", w->name);
+    snprintf(w->out->endpoint, sizeof w->out->endpoint, "%s", w->endpoint);
+    w->out->model_digest = w->digest;
+    return send_control(w, w->out, err);
+}
+
+static void flush_telemetry(hs_worker *w, double now)
+{
+    w->last_telemetry = now;
+    for (int i = 0; i < MAX_EPOCHS; i++) {
+        epoch_slot *s = &w->epochs[i];
+        if (!s->used || !s->count)
+            continue;
+        hs_msg_init(w->out, HS_MSG_TELEMETRY);
+        w->out->epoch = s->epoch;
+        w->out->stage = s->stage;
+        w->out->count = s->count;
+        w->out->seconds = s->seconds;
+        hs_error err;
+        if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) == HS_OK)
+            s->count = 0, s->seconds = 0;
+    }
+}
+
+/* Returns false when the worker must stop (refused, or the coordinator said BYE). */
+static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
+{
+    hs_error perr = {0};
+    switch (m->kind) {
+    case HS_MSG_WELCOME:
+        if (m->status < 0) {
+            hs__set_error_rt(err, (hs_status)m->status, "coordinator refused %s: %s", w->name,
+                             m->reason);
+            return false;
+        }
+        if (w->verbose)
+            fprintf(stderr, "worker %s: registered with %s\n", w->name, w->coordinator);
+        return true;
+    case HS_MSG_PREPARE: {
+        hs_status st = prepare(w, &m->plan, &perr);
+        hs_msg_init(w->out, HS_MSG_READY);
+        w->out->epoch = m->plan.epoch;
+        w->out->status = st;
+        if (st != HS_OK)
+            snprintf(w->out->reason, sizeof w->out->reason, "%.250s", perr.msg);
+        send_control(w, w->out, &perr);
+        return true;
+    }
+    case HS_MSG_COMMIT:
+        retire(w, m->retire_below);
+        return true;
+    case HS_MSG_BYE:
+        if (w->verbose)
+            fprintf(stderr, "worker %s: the coordinator left\n", w->name);
+        return false;
+    default:
+        hs__bad_message(&w->bad, w->name, "coordinator", hs_msg_kind_name(m->kind));
+        return true;
+    }
+}
+
+/* ---- data -------------------------------------------------------------------------------- */
+
+static void free_block(void *block) { free(block); }
+
+static bool same_desc(const hs_tensor *a, const hs_tensor *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim)
+        return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d])
+            return false;
+    return true;
+}
+
+static void handle_data(hs_worker *w, hs_msg *m)
+{
+    char why[HS_ERROR_MSG_MAX];
+    epoch_slot *slot = m->kind == HS_MSG_DATA ? find_epoch(w, m->epoch) : NULL;
+    if (m->kind != HS_MSG_DATA) {
+        hs__bad_message(&w->bad, w->name, "data socket", "not a DATA message");
+        return;
+    }
+    if (!slot) {
+        snprintf(why, sizeof why, "unknown plan epoch %u", m->epoch);
+        hs__bad_message(&w->bad, w->name, "data socket", why);
+        return;
+    }
+    if (m->cut != slot->stage || !slot->exec) {
+        snprintf(why, sizeof why, "epoch %u: stage %d is not this worker's", m->epoch, m->cut);
+        hs__bad_message(&w->bad, w->name, "data socket", why);
+        return;
+    }
+    hs_exec *x = slot->exec->x;
+    int n_in = hs_exec_input_count(x), n_out = hs_exec_output_count(x);
+    if (m->n_tensors != n_in) {
+        snprintf(why, sizeof why, "stage %d takes %d tensors, got %d", m->cut, n_in,
+                 m->n_tensors);
+        hs__bad_message(&w->bad, w->name, "data socket", why);
+        return;
+    }
+    hs_tensor inputs[HS_WIRE_MAX_TENSORS], outputs[HS_WIRE_MAX_TENSORS];
+    for (int i = 0; i < n_in; i++) {
+        hs_tensor want;
+        const char *name = hs_exec_input(x, i, &want);
+        if (strcmp(name, m->tensors[i].name) != 0 || !same_desc(&want, &m->tensors[i].t)) {
+            snprintf(why, sizeof why, "stage %d input %d: expected '%s', got '%s' of another "
+                     "shape or type", m->cut, i, name, m->tensors[i].name);
+            hs__bad_message(&w->bad, w->name, "data socket", why);
+            return;
+        }
+        inputs[i] = m->tensors[i].t;
+    }
+    hs_error err;
+    double t0 = hs__now();
+    if (n_out > HS_WIRE_MAX_TENSORS ||
+        hs_exec_run(x, inputs, n_in, outputs, n_out, &err) != HS_OK) {
+        hs__bad_message(&w->bad, w->name, "executor", n_out > HS_WIRE_MAX_TENSORS
+                        ? "too many cut tensors" : err.msg);
+        return;
+    }
+    slot->seconds += hs__now() - t0;
+    slot->count++;
+    w->stages_run++;
+
+    /* The arena is reused by the next run: copy the cut into one block that ZeroMQ sends
+     * without a further copy and frees when done. */
+    size_t total = 0;
+    for (int i = 0; i < n_out; i++)
+        total += (hs_tensor_nbytes(&outputs[i]) + 63) & ~(size_t)63;
+    uint8_t *block = aligned_alloc(64, total ? total : 64);
+    if (!block) {
+        hs__bad_message(&w->bad, w->name, "executor", "out of memory for outputs");
+        return;
+    }
+    hs_msg *o = w->out;
+    hs_msg_init(o, HS_MSG_DATA);
+    o->request_id = m->request_id;
+    o->epoch = m->epoch;
+    o->cut = m->cut + 1;
+    o->n_tensors = n_out;
+    size_t at = 0;
+    for (int i = 0; i < n_out; i++) {
+        size_t bytes = hs_tensor_nbytes(&outputs[i]);
+        snprintf(o->tensors[i].name, sizeof o->tensors[i].name, "%s",
+                 hs_exec_output(x, i, NULL));
+        o->tensors[i].t = outputs[i];
+        o->tensors[i].t.data = block + at;
+        memcpy(block + at, outputs[i].data, bytes);
+        at += (bytes + 63) & ~(size_t)63;
+    }
+    const hs_wire_plan *plan = &slot->plan;
+    const char *to = o->cut < plan->n_stages
+                         ? hs__plan_endpoint(plan, plan->stages[o->cut].device)
+                         : plan->sink_endpoint;
+    void *sock = to ? hs__pusher(&w->pushers, to, &err) : NULL;
+    if (!sock) {
+        free(block);
+        hs__bad_message(&w->bad, w->name, "plan", to ? err.msg : "no endpoint for next stage");
+        return;
+    }
+    /* A peer that is still connecting gets a moment; a vanished one does not hold the worker
+     * up for long: the coordinator re-issues what is dropped. */
+    if (hs__send_data(sock, o, free_block, block, &err) != HS_OK)
+        hs__bad_message(&w->bad, w->name, "send", err.msg);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static hs_status open_sockets(hs_worker *w, hs_error *err)
+{
+    hs_socket_opts so;
+    char pub[41], sec[41], server[41];
+    hs_status st = hs__socket_opts(&w->net, false, &so, pub, sec, server, err);
+    if (st != HS_OK)
+        return st;
+    so.identity = w->name;
+    w->control = hs_socket_new(w->ctx, ZMQ_DEALER, &so, err);
+    if (!w->control)
+        return HS_ERR_IO;
+    if (zmq_connect(w->control, w->coordinator) != 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "worker %s: cannot connect to %s: %s", w->name,
+                                w->coordinator, zmq_strerror(zmq_errno()));
+    /* Data comes from peers that are the coordinator's clients too: no CURVE server role
+     * here keeps key management to one allow-list at the coordinator. */
+    hs_socket_opts dso = {.heartbeat_ivl_ms = so.heartbeat_ivl_ms,
+                          .heartbeat_timeout_ms = so.heartbeat_timeout_ms,
+                          .max_msg_size = hs__max_message(&w->net), .linger_ms = 0,
+                          .rcvhwm = HS_DATA_HWM};
+    w->data = hs_socket_new(w->ctx, ZMQ_PULL, &dso, err);
+    if (!w->data)
+        return HS_ERR_IO;
+    if (zmq_bind(w->data, w->listen) != 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "worker %s: cannot listen on %s: %s", w->name,
+                                w->listen, zmq_strerror(zmq_errno()));
+    char bound[HS_WIRE_ENDPOINT_MAX];
+    size_t len = sizeof bound;
+    zmq_getsockopt(w->data, ZMQ_LAST_ENDPOINT, bound, &len);
+    hs__advertise(bound, w->advertise, w->endpoint, sizeof w->endpoint);
+    w->pushers.ctx = w->ctx;
+    w->pushers.net = &w->net;
+    return HS_OK;
+}
+
+static hs_status worker_init(hs_worker *w, const hs_worker_opts *o, hs_error *err)
+{
+    if (!o->name || !*o->name || !o->coordinator)
+        return hs__set_error_rt(err, HS_ERR_INVALID, "a worker needs --name and --coordinator");
+    snprintf(w->name, sizeof w->name, "%s", o->name);
+    snprintf(w->coordinator, sizeof w->coordinator, "%s", o->coordinator);
+    snprintf(w->listen, sizeof w->listen, "%s", o->listen ? o->listen : "tcp://*:0");
+    snprintf(w->advertise, sizeof w->advertise, "%s",
+             o->advertise_host ? o->advertise_host : "127.0.0.1");
+    w->net = o->net;
+    w->verbose = o->verbose;
+    w->threads = o->threads > 0 ? o->threads : 1;
+    w->in = calloc(1, sizeof *w->in);
+    w->out = calloc(1, sizeof *w->out);
+    if (!w->in || !w->out)
+        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+    return HS_OK;
+}
+
+hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
+{
+    *out = NULL;
+    hs_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+    hs_status st = worker_init(w, o, err);
+    if (st == HS_OK && !o->model_path)
+        st = hs__set_error_rt(err, HS_ERR_INVALID, "worker %s: --model is required (the same "
+                              "ONNX file as the coordinator's)", w->name);
+    if (st == HS_OK)
+        st = hs_model_digest(o->model_path, &w->digest, err);
+    if (st == HS_OK)
+        st = hs_graph_load_onnx(o->model_path, NULL, &w->own_graph, err);
+    if (st == HS_OK) {
+        w->g = w->own_graph;
+        w->ctx = zmq_ctx_new();
+        w->own_ctx = true;
+        st = w->ctx ? open_sockets(w, err)
+                    : hs__set_error_rt(err, HS_ERR_IO, "cannot create a ZeroMQ context");
+    }
+    if (st != HS_OK) {
+        hs_worker_free(w);
+        return st;
+    }
+    *out = w;
+    return HS_OK;
+}
+
+hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
+                                  uint64_t digest, hs_worker **out, hs_error *err)
+{
+    *out = NULL;
+    hs_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+    hs_status st = worker_init(w, o, err);
+    w->g = g;
+    w->digest = digest;
+    w->ctx = ctx;
+    if (st == HS_OK)
+        st = open_sockets(w, err);
+    if (st != HS_OK) {
+        hs_worker_free(w);
+        return st;
+    }
+    *out = w;
+    return HS_OK;
+}
+
+const char *hs__worker_endpoint(const hs_worker *w) { return w->endpoint; }
+
+static bool readable(void *socket)
+{
+    int events;
+    size_t len = sizeof events;
+    return zmq_getsockopt(socket, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
+/* Handles every control message waiting; false when the worker must stop. */
+static bool poll_control(hs_worker *w, hs_error *err)
+{
+    while (readable(w->control)) {
+        hs_error merr;
+        hs_status st = hs_msg_recv(w->control, NULL, 0, w->in, ZMQ_DONTWAIT, &merr);
+        if (st == HS_ERR_IO)
+            return true;
+        if (st != HS_OK) {
+            hs__bad_message(&w->bad, w->name, "coordinator", merr.msg);
+            continue;
+        }
+        bool go_on = handle_control(w, w->in, err);
+        hs_msg_close(w->in);
+        if (!go_on)
+            return false;
+    }
+    return true;
+}
+
+/* Receives and runs one data message; false if there was none. */
+static bool handle_one_data(hs_worker *w)
+{
+    hs_error merr;
+    hs_status st = hs_msg_recv(w->data, NULL, 0, w->in, ZMQ_DONTWAIT, &merr);
+    if (st == HS_ERR_IO)
+        return false;
+    if (st == HS_OK) {
+        handle_data(w, w->in);
+        hs_msg_close(w->in);
+    } else {
+        hs__bad_message(&w->bad, w->name, "data socket", merr.msg);
+    }
+    return true;
+}
+
+hs_status hs_worker_run(hs_worker *w, hs_error *err)
+{
+    hs_set_threads(w->threads);
+    hs_status st = say_hello(w, err);
+    if (st != HS_OK)
+        return st;
+    zmq_pollitem_t items[] = {{w->control, 0, ZMQ_POLLIN, 0}, {w->data, 0, ZMQ_POLLIN, 0}};
+    bool running = true;
+    while (running && !w->stop) {
+        if (zmq_poll(items, 2, 100) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            if (zmq_errno() == ETERM)
+                break;
+            return hs__set_error_rt(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
+                                    zmq_strerror(zmq_errno()));
+        }
+        /* Control first, and again between data messages: a PREPARE must not wait behind a
+         * queue of activations (recovery time is the time to the next commit). */
+        for (int i = 0; running && i < 8; i++) {
+            running = poll_control(w, err);
+            if (!running || !readable(w->data) || !handle_one_data(w))
+                break;
+        }
+        double now = hs__now();
+        if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
+            flush_telemetry(w, now);
+    }
+    if (!running && err && err->code < 0 && err->msg[0])
+        return err->code;
+    return HS_OK;
+}
+
+void hs_worker_stop(hs_worker *w) { w->stop = 1; }
+
+void hs_worker_get_stats(const hs_worker *w, hs_worker_stats *out)
+{
+    out->stages_run = w->stages_run;
+    out->bad_messages = w->bad.count;
+}
+
+void hs_worker_free(hs_worker *w)
+{
+    if (!w)
+        return;
+    if (w->control && w->out) { /* tell the coordinator at once rather than by timeout */
+        hs_msg_init(w->out, HS_MSG_BYE);
+        hs_error err;
+        hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err);
+    }
+    for (int i = 0; i < MAX_EPOCHS; i++)
+        if (w->epochs[i].used)
+            slot_clear(&w->epochs[i]);
+    hs__pushers_close(&w->pushers);
+    if (w->control)
+        zmq_close(w->control);
+    if (w->data)
+        zmq_close(w->data);
+    if (w->own_ctx && w->ctx)
+        zmq_ctx_term(w->ctx);
+    hs_graph_free(w->own_graph);
+    if (w->in)
+        hs_msg_close(w->in);
+    free(w->in);
+    free(w->out);
+    free(w);
+}
