@@ -340,6 +340,21 @@ Test(conv, depthwise_channel_multiplier)
                            .n = 2, .c = 3, .m = 6, .group = 3, .bias = true});
 }
 
+/* Depthwise shapes on the phase-plane path: stride 3 (gathered generically), wide rows that
+ * take several accumulator blocks, and a 3-D depthwise conv (which goes through im2col). */
+Test(conv, depthwise_strides_blocks_and_3d)
+{
+    check_conv((conv_spec){.w = {.nsp = 2, .in = {13, 17}, .k = {3, 5}, .strides = {3, 3},
+                                 .pads = {2, 1, 0, 3}},
+                           .n = 1, .c = 3, .m = 3, .group = 3, .bias = true});
+    check_conv((conv_spec){.w = {.nsp = 2, .in = {70, 300}, .k = {3, 3}, .strides = {1, 2},
+                                 .pads = {1, 1, 1, 1}},
+                           .n = 1, .c = 2, .m = 4, .group = 2, .bias = true});
+    check_conv((conv_spec){.w = {.nsp = 3, .in = {4, 5, 6}, .k = {3, 3, 2},
+                                 .strides = {1, 2, 1}, .pads = {1, 1, 0, 1, 1, 1}},
+                           .n = 2, .c = 3, .m = 3, .group = 3, .bias = true});
+}
+
 Test(conv, pointwise)
 {
     check_conv((conv_spec){.w = {.nsp = 2, .in = {5, 7}, .k = {1, 1}},
@@ -543,6 +558,50 @@ Test(gemm, every_transpose_scale_and_broadcast)
                            true);
         }
     check_gemm(true, false, 1.5f, 0.5f, 2, shapes[0], false);
+}
+
+/* A single row (batch-1 classifier) takes the matrix-vector path; check it against a
+ * double reference with and without transposed B and with and without C. */
+static void check_gemm_row(bool tb, bool with_c, float alpha, float beta)
+{
+    const int64_t K = 37, N = 23;
+    int64_t as[2] = {1, K}, bs[2] = {tb ? N : K, tb ? K : N}, cs[1] = {N};
+    float *a = rand_buf(K), *b = rand_buf(K * N), *cv = rand_buf(N);
+    tcase c = tc_new(13);
+    tc_input(&c, "A", 2, as, a);
+    tc_const(&c, "B", 2, bs, b);
+    if (with_c)
+        tc_const(&c, "C", 1, cs, cv);
+    Onnx__NodeProto *n =
+        tc_node(&c, "Gemm", "gemm", (const char *[]){"A", "B", with_c ? "C" : NULL, NULL});
+    if (tb)
+        hs__mb_attr_int(c.mb, n, "transB", 1);
+    hs__mb_attr_float(c.mb, n, "alpha", alpha);
+    hs__mb_attr_float(c.mb, n, "beta", beta);
+    hs_error err = {0};
+    hs_tensor y;
+    cr_assert_eq(tc_run(&c, &y, &err), HS_OK, "%s", err.msg);
+    expect_shape(&y, 2, (int64_t[]){1, N}, "Gemm");
+    float want[23];
+    for (int64_t j = 0; j < N; j++) {
+        double sum = 0;
+        for (int64_t k = 0; k < K; k++)
+            sum += (double)a[k] * (tb ? b[j * K + k] : b[k * N + j]);
+        want[j] = (float)(alpha * sum + (with_c ? beta * cv[j] : 0.0));
+    }
+    expect_close(y.data, want, N, "Gemm");
+    free(y.data);
+    free(a);
+    free(b);
+    free(cv);
+}
+
+Test(gemm, single_row)
+{
+    for (int t = 0; t < 4; t++) {
+        check_gemm_row(t & 1, t & 2, 1.0f, 1.0f);
+        check_gemm_row(t & 1, t & 2, -0.5f, 2.0f);
+    }
 }
 
 Test(gemm, rejects_bad_models)

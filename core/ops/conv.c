@@ -3,8 +3,9 @@
  * [M, C/group, k...] is already the row-major A matrix of each group, so unfolding the input
  * into columns turns the convolution into the one kernel BLAS does best. Two shapes skip the
  * unfolding: a pointwise conv (1x1, stride 1, no padding) is a GEMM on the input as it lies,
- * and a depthwise conv (one input channel per group) is a direct loop, where im2col would buy
- * only memory traffic. Bias is written into the output first and the GEMM accumulates onto it.
+ * and a 1-D or 2-D depthwise conv (one input channel per group) is a direct loop, where
+ * im2col would buy only memory traffic. Bias is written into the output first and the GEMM
+ * accumulates onto it.
  *
  * 1-D, 2-D and 3-D convolutions all run as 3-D ones whose leading spatial dims have size 1.
  * This file also holds the sliding-window geometry (strides, pads, dilations, auto_pad,
@@ -18,6 +19,18 @@
 
 #define SP 3                        /* spatial dims every window is normalised to */
 #define IM2COL_MAX_BYTES (16u << 20) /* cap on the unfolded buffer; larger convs go in slices */
+#define DW_ACC 2048                  /* depthwise accumulator block, floats (8 KiB, in L1) */
+#define DW_VEC 16                    /* depthwise blocks are whole multiples of this many floats */
+
+/* Hot loops are compiled for AVX-512 and AVX2 as well as the baseline, picked at load time
+ * (GCC's target_clones, through glibc's ifunc): the same auto-vectorized C, 2-4x wider. The
+ * clones give identical bits: C11 mode keeps GCC from contracting a*b+c into an FMA and the
+ * loops have no reductions to reassociate. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HS_VEC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HS_VEC_CLONES
+#endif
 
 /* ---- window geometry, shared with pool.c -------------------------------------------------- */
 
@@ -115,7 +128,13 @@ typedef struct conv_params {
     int64_t n, c, m, group;
     int64_t in[SP], out[SP], k[SP], stride[SP], dil[SP], pad[SP];
     int64_t chunk_lines; /* output lines (out[2] outputs each) unfolded per im2col pass */
+    /* Depthwise: the padded input plane split into stride[1] * stride[2] phase planes of
+     * qh rows by qw columns (see depthwise_phases), and the output rows per block. */
+    int64_t qh, qw, block_rows;
+    int64_t phase_floats;  /* all phase planes plus slack, a multiple of DW_VEC */
 } conv_params;
+
+static int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 /* Copies an nsp-long array into the last nsp slots of a SP-long one, filling the rest. */
 static void widen(int64_t *dst, const int64_t *src, int nsp, int64_t fill)
@@ -204,9 +223,21 @@ static hs_status conv_prepare(hs__prep *p)
         pointwise = pointwise && stride[d] == 1 && pad[d] == 0 && pad_end[d] == 0;
     if (pointwise) {
         cp->path = CONV_POINTWISE;
-    } else if (cg == 1 && group == c && group > 1) {
+    } else if (cg == 1 && group == c && group > 1 && nsp <= 2) {
         cp->path = CONV_DEPTHWISE;
-        p->node->workspace = 2 * (size_t)cp->k[SP - 1] * sizeof(int64_t);
+        /* Padded extent the outputs reach, split by stride; one spare row absorbs the reads
+         * past the last row that the block loop makes for the discarded columns. */
+        int64_t ph = (cp->out[1] - 1) * cp->stride[1] + (cp->k[1] - 1) * cp->dil[1] + 1;
+        int64_t pw = (cp->out[2] - 1) * cp->stride[2] + (cp->k[2] - 1) * cp->dil[2] + 1;
+        cp->qh = (ph + cp->stride[1] - 1) / cp->stride[1] + 1;
+        cp->qw = (pw + cp->stride[2] - 1) / cp->stride[2];
+        cp->block_rows = DW_ACC / cp->qw > 0 ? DW_ACC / cp->qw : 1;
+        if (cp->block_rows > cp->out[1])
+            cp->block_rows = cp->out[1];
+        cp->phase_floats = round_up(cp->stride[1] * cp->stride[2] * cp->qh * cp->qw, DW_VEC) +
+                           DW_VEC;
+        p->node->workspace = (size_t)(cp->phase_floats +
+                                      round_up(cp->block_rows * cp->qw, DW_VEC)) * sizeof(float);
     } else {
         cp->path = CONV_IM2COL;
         int64_t line_bytes = cg * ksize * cp->out[SP - 1] * (int64_t)sizeof(float);
@@ -256,56 +287,104 @@ static void im2col(const conv_params *cp, const float *x, int64_t cg, int64_t l0
                 }
 }
 
-/* y[m][s] = bias[m] (or 0) for the m output planes of one image. */
+/* y[m][s] = bias[m] for the m output planes of one image. */
 static void fill_bias(float *y, const float *bias, int64_t m, int64_t plane)
 {
     for (int64_t i = 0; i < m; i++)
         for (int64_t s = 0; s < plane; s++)
-            y[i * plane + s] = bias ? bias[i] : 0.0f;
+            y[i * plane + s] = bias[i];
 }
 
-/* Columns of the output each tap of the kernel's last axis reaches inside the input:
- * [cols[2*kw], cols[2*kw+1]). The same for every line and plane, so run() computes it once. */
-static void tap_columns(const conv_params *cp, int64_t *cols)
-{
-    for (int64_t kw = 0; kw < cp->k[2]; kw++)
-        hs__window_range(kw * cp->dil[2] - cp->pad[2], cp->stride[2], cp->in[2], cp->out[2],
-                         &cols[2 * kw], &cols[2 * kw + 1]);
-}
+/* Depthwise convs, 1-D or 2-D (out[0] == in[0] == 1). Output (oh, ow) reads padded input
+ * (oh*sh + kh*dh, ow*sw + kw*dw). Splitting the padded plane into sh*sw phase planes,
+ * phase (a, b) holding rows a, a+sh, ... and columns b, b+sw, ..., turns every tap into a
+ * shift: it reads phase ((kh*dh) % sh, (kw*dw) % sw) at (oh + kh*dh/sh, ow + kw*dw/sw). So
+ * with the output laid out qw wide, each tap is one contiguous multiply-add over a block of
+ * whole rows, with no bounds and no strided loads, and short rows (7 or 14 wide) cost no loop
+ * overhead; the qw - OW extra columns per row are computed and dropped. */
 
-/* One output plane of a depthwise conv, line by line: every tap whose input row exists adds
- * weight * input along the line, over the columns `cols` says it reaches, so the inner loop
- * is an axpy (contiguous when the stride is 1) on a line that stays in L1. */
-static void depthwise_plane(const conv_params *cp, const int64_t *cols,
-                            const float *restrict x, const float *w, float *restrict y)
+/* Fills the phase planes of one input plane (zeros where the padding is). */
+static inline void depthwise_phases(const conv_params *cp, const float *x, float *ph)
 {
-    const int64_t IH = cp->in[1], IW = cp->in[2], KH = cp->k[1], KW = cp->k[2];
-    const int64_t sw = cp->stride[2];
-    for (int64_t od = 0; od < cp->out[0]; od++)
-        for (int64_t oh = 0; oh < cp->out[1]; oh++, y += cp->out[2])
-            for (int64_t kd = 0; kd < cp->k[0]; kd++) {
-                int64_t id = od * cp->stride[0] - cp->pad[0] + kd * cp->dil[0];
-                if (id < 0 || id >= cp->in[0])
+    const int64_t IH = cp->in[1], IW = cp->in[2], sh = cp->stride[1], sw = cp->stride[2];
+    const int64_t qh = cp->qh, qw = cp->qw;
+    for (int64_t a = 0; a < sh; a++)
+        for (int64_t b = 0; b < sw; b++, ph += qh * qw) {
+            int64_t lo, hi;
+            hs__window_range(b - cp->pad[2], sw, IW, qw, &lo, &hi);
+            for (int64_t i = 0; i < qh; i++) {
+                float *dst = ph + i * qw;
+                int64_t ih = i * sh + a - cp->pad[1];
+                if (ih < 0 || ih >= IH) {
+                    memset(dst, 0, (size_t)qw * sizeof *dst);
                     continue;
-                for (int64_t kh = 0; kh < KH; kh++) {
-                    int64_t ih = oh * cp->stride[1] - cp->pad[1] + kh * cp->dil[1];
-                    if (ih < 0 || ih >= IH)
-                        continue;
-                    const float *restrict src = x + (id * IH + ih) * IW;
-                    const float *wr = w + (kd * KH + kh) * KW;
-                    for (int64_t kw = 0; kw < KW; kw++) {
-                        const float wv = wr[kw];
-                        const int64_t off = kw * cp->dil[2] - cp->pad[2];
-                        const int64_t lo = cols[2 * kw], hi = cols[2 * kw + 1];
-                        if (sw == 1)
-                            for (int64_t ow = lo; ow < hi; ow++)
-                                y[ow] += wv * src[ow + off];
-                        else
-                            for (int64_t ow = lo; ow < hi; ow++)
-                                y[ow] += wv * src[ow * sw + off];
-                    }
                 }
+                const float *src = x + ih * IW;
+                const int64_t off = b - cp->pad[2];
+                memset(dst, 0, (size_t)lo * sizeof *dst);
+                if (sw == 1) /* constant strides let GCC vectorize the gather */
+                    memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                else if (sw == 2)
+                    for (int64_t j = lo; j < hi; j++)
+                        dst[j] = src[j * 2 + off];
+                else
+                    for (int64_t j = lo; j < hi; j++)
+                        dst[j] = src[j * sw + off];
+                memset(dst + hi, 0, (size_t)(qw - hi) * sizeof *dst);
             }
+        }
+}
+
+/* acc[t] += w * src[t]: one tap over one block. */
+static inline void tap_axpy(float *restrict acc, const float *restrict src, float w, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++)
+        acc[t] += w * src[t];
+}
+
+/* One output plane from the phase planes of its input channel, block of rows by block of
+ * rows: bias, then every tap in (kh, kw) order, then the fused activation on the way out. */
+static inline void depthwise_plane(const conv_params *cp, const hs__act *act, const float *ph,
+                                   const float *w, float bias, float *acc, float *y)
+{
+    const int64_t OH = cp->out[1], OW = cp->out[2], KH = cp->k[1], KW = cp->k[2];
+    const int64_t sh = cp->stride[1], sw = cp->stride[2], qh = cp->qh, qw = cp->qw;
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += cp->block_rows) {
+        int64_t rows = OH - oh0 < cp->block_rows ? OH - oh0 : cp->block_rows;
+        /* Whole vectors only: a tap over 77 floats (7x7 with qw = 11) would otherwise spend
+         * more time in its scalar remainder than in its vector body. The extra floats read
+         * past the block land in the next phase plane or the zeroed slack. */
+        int64_t n = round_up(rows * qw, DW_VEC);
+        for (int64_t t = 0; t < n; t++)
+            acc[t] = bias;
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                int64_t r = kh * cp->dil[1], c = kw * cp->dil[2];
+                const float *phase = ph + ((r % sh) * sw + c % sw) * qh * qw;
+                tap_axpy(acc, phase + (oh0 + r / sh) * qw + c / sw, w[kh * KW + kw], n);
+            }
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(y + (oh0 + i) * OW, acc + i * qw, (size_t)OW * sizeof *y);
+        hs__act_apply(act, y + oh0 * OW, rows * OW);
+    }
+}
+
+/* The depthwise conv of one image x into y; ws holds the phase planes and the block. */
+HS_VEC_CLONES static void depthwise_image(const conv_params *cp, const hs__act *act,
+                                          const float *x, const float *w, const float *bias,
+                                          float *ws, float *y)
+{
+    const int64_t mult = cp->m / cp->c, isize = cp->in[1] * cp->in[2];
+    const int64_t osize = cp->out[1] * cp->out[2], ksize = cp->k[1] * cp->k[2];
+    const int64_t phases = cp->stride[1] * cp->stride[2] * cp->qh * cp->qw;
+    float *acc = ws + cp->phase_floats;
+    memset(ws + phases, 0, (size_t)(cp->phase_floats - phases) * sizeof *ws);
+    for (int64_t c = 0; c < cp->c; c++) {
+        depthwise_phases(cp, x + c * isize, ws);
+        for (int64_t m = c * mult; m < (c + 1) * mult; m++)
+            depthwise_plane(cp, act, ws, w + m * ksize, bias ? bias[m] : 0.0f, acc,
+                            y + m * osize);
+    }
 }
 
 static void conv_run(const hs__node *node, const hs_tensor *in, hs_tensor *out, void *workspace)
@@ -317,22 +396,19 @@ static void conv_run(const hs__node *node, const hs_tensor *in, hs_tensor *out, 
     const int64_t isize = hs__prod(cp->in, 0, SP), osize = hs__prod(cp->out, 0, SP);
     const int64_t cg = cp->c / cp->group, mg = cp->m / cp->group;
     const int64_t rows = cg * hs__prod(cp->k, 0, SP);
-    const float beta = bias ? 1.0f : 0.0f;
 
-    if (cp->path == CONV_DEPTHWISE)
-        tap_columns(cp, workspace);
+    if (cp->path == CONV_DEPTHWISE) {
+        for (int64_t n = 0; n < cp->n; n++)
+            depthwise_image(cp, &node->act, x + n * cp->c * isize, w, bias, workspace,
+                            y + n * cp->m * osize);
+        return;
+    }
+    const float beta = bias ? 1.0f : 0.0f;
     for (int64_t n = 0; n < cp->n; n++) {
         const float *xn = x + n * cp->c * isize;
         float *yn = y + n * cp->m * osize;
-        if (bias || cp->path == CONV_DEPTHWISE)
+        if (bias)
             fill_bias(yn, bias, cp->m, osize);
-        if (cp->path == CONV_DEPTHWISE) {
-            int64_t mult = cp->m / cp->c;
-            for (int64_t m = 0; m < cp->m; m++)
-                depthwise_plane(cp, workspace, xn + (m / mult) * isize, w + m * rows,
-                                yn + m * osize);
-            continue;
-        }
         for (int64_t g = 0; g < cp->group; g++) {
             const float *xg = xn + g * cg * isize, *wg = w + g * mg * rows;
             float *yg = yn + g * mg * osize;
