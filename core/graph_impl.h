@@ -38,16 +38,28 @@ typedef struct hs__value {
 struct hs__op;
 
 /* An activation fused into the op that produces its input (Conv, Gemm, MatMul, Add): applied to
- * each output element as the last step of that op's run(). Relu is Clip to [0, +inf). */
+ * each output element as the last step of that op's run(). A clamp covers Relu ([0, +inf))
+ * and Clip; SiLU is x * Sigmoid(x), which PyTorch exports as a Sigmoid and a Mul. */
+typedef enum hs__act_kind { HS_ACT_NONE = 0, HS_ACT_CLAMP, HS_ACT_SILU } hs__act_kind;
+
 typedef struct hs__act {
-    bool on;
-    float lo, hi;
+    hs__act_kind kind;
+    float lo, hi; /* HS_ACT_CLAMP */
 } hs__act;
 
-/* Applies a fused activation to n floats in place, bit for bit as Relu and Clip do. */
+/* x * sigmoid(x) in place, bit for bit what the Sigmoid and Mul kernels compute apart
+ * (core/ops/unary.c). */
+void hs__silu_inplace(float *x, int64_t n);
+
+/* Applies a fused activation to n floats in place, bit for bit as the activations it replaces
+ * would. */
 static inline void hs__act_apply(const hs__act *act, float *x, int64_t n)
 {
-    if (!act->on)
+    if (act->kind == HS_ACT_SILU) {
+        hs__silu_inplace(x, n);
+        return;
+    }
+    if (act->kind != HS_ACT_CLAMP)
         return;
     const float lo = act->lo, hi = act->hi;
     for (int64_t i = 0; i < n; i++) {
@@ -68,7 +80,7 @@ typedef struct hs__node {
     int64_t n_params;   /* trainable parameters counted for this node */
     bool folded_bn;     /* a BatchNormalization was folded into this Conv */
     hs__act act;        /* a Relu/Clip folded into this node (see hs__act) */
-    const char *fused;  /* op name of the fused activation ("Relu", "Clip"), or NULL */
+    const char *fused;  /* name of the fused activation ("Relu", "Clip", "SiLU"), or NULL */
 } hs__node;
 
 struct hs_graph {

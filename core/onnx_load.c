@@ -661,8 +661,9 @@ static hs_status prepare_all(loader *L)
 }
 
 /* Fuses a Relu or Clip into the Conv/Gemm/MatMul/Add before it when it is that node's only
- * reader: one pass over memory instead of two, and one node fewer to schedule. Bit-identical
- * to running them apart (hs__act_apply computes exactly what the activations compute). */
+ * reader, and likewise a SiLU (Sigmoid + Mul): one pass over memory instead of two or three,
+ * and fewer nodes to schedule. Bit-identical to running them apart (hs__act_apply computes
+ * exactly what the activations compute). */
 static hs_status fuse_activations(loader *L)
 {
     hs_graph *g = L->g;
@@ -688,15 +689,41 @@ static hs_status fuse_activations(loader *L)
         if (p < 0 || L->dead[p] || readers[x] != 1)
             continue;
         hs__node *prod = &g->nodes[p];
-        if (!prod->op->fuses_act || prod->act.on || prod->n_out != 1 ||
+        if (!prod->op->fuses_act || prod->act.kind != HS_ACT_NONE || prod->n_out != 1 ||
             g->values[x].t.dtype != HS_F32 || !act->op->clamp(act, &lo, &hi))
             continue;
-        prod->act = (hs__act){.on = true, .lo = lo, .hi = hi};
+        prod->act = (hs__act){.kind = HS_ACT_CLAMP, .lo = lo, .hi = hi};
         prod->fused = act->op->name;
         prod->flops += act->flops;
         prod->out[0] = act->out[0];
         g->values[act->out[0]].producer = p;
         L->dead[i] = true;
+    }
+    /* SiLU: Mul(x, Sigmoid(x)) where x is read only by the two. */
+    for (int i = 0; i < g->n_nodes; i++) {
+        hs__node *mul = &g->nodes[i];
+        if (L->dead[i] || strcmp(mul->op->name, "Mul") != 0 || mul->n_in != 2)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int x = mul->in[side], sv = mul->in[1 - side];
+            int sp = sv >= 0 ? g->values[sv].producer : -1;
+            int p = x >= 0 ? g->values[x].producer : -1;
+            if (sp < 0 || p < 0 || L->dead[sp] || L->dead[p] || readers[x] != 2 ||
+                readers[sv] != 1 || strcmp(g->nodes[sp].op->name, "Sigmoid") != 0 ||
+                g->nodes[sp].in[0] != x)
+                continue;
+            hs__node *prod = &g->nodes[p];
+            if (!prod->op->fuses_act || prod->act.kind != HS_ACT_NONE || prod->n_out != 1 ||
+                g->values[x].t.dtype != HS_F32)
+                continue;
+            prod->act = (hs__act){.kind = HS_ACT_SILU};
+            prod->fused = "SiLU";
+            prod->flops += g->nodes[sp].flops + mul->flops;
+            prod->out[0] = mul->out[0];
+            g->values[mul->out[0]].producer = p;
+            L->dead[sp] = L->dead[i] = true;
+            break;
+        }
     }
     free(readers);
     return HS_OK;

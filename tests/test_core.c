@@ -165,6 +165,57 @@ Test(loader, activation_is_fused_into_its_only_producer)
     hs_graph_free(apart);
 }
 
+/* Conv -> Sigmoid -> Mul(conv, sigmoid): a SiLU fused into the Conv. */
+static hs__mb *silu_model(bool expose_conv)
+{
+    hs__mb *mb = hs__mb_new(13);
+    hs__mb_input(mb, "x", HS_F32, 4, shape_1x4x5x5);
+    int64_t wshape[] = {4, 4, 1, 1};
+    float w[16];
+    for (int i = 0; i < 16; i++)
+        w[i] = (float)(i % 7) * 0.5f - 1.5f;
+    hs__mb_initializer(mb, "w", HS_F32, 4, wshape, w);
+    hs__mb_node(mb, "Conv", "conv", (const char *[]){"x", "w", NULL},
+                (const char *[]){"c", NULL});
+    hs__mb_node(mb, "Sigmoid", "sig", (const char *[]){"c", NULL}, (const char *[]){"s", NULL});
+    hs__mb_node(mb, "Mul", "mul", (const char *[]){"s", "c", NULL}, (const char *[]){"y", NULL});
+    hs__mb_output(mb, "y", HS_F32, 0, NULL);
+    if (expose_conv)
+        hs__mb_output(mb, "c", HS_F32, 0, NULL);
+    return mb;
+}
+
+Test(loader, silu_is_fused_and_bit_identical)
+{
+    hs_error err = {0};
+    hs__mb *mb = silu_model(false);
+    hs_graph *fused = load_mb(mb, NULL, HS_OK, &err);
+    hs__mb_free(mb);
+    mb = silu_model(true);
+    hs_graph *apart = load_mb(mb, NULL, HS_OK, &err);
+    hs__mb_free(mb);
+    cr_assert_eq(hs_graph_node_count(fused), 1);
+    cr_assert_eq(hs_graph_node_count(apart), 3);
+    hs_node_info ni;
+    hs_graph_node_info(fused, 0, &ni);
+    cr_expect_str_eq(ni.fused, "SiLU");
+    float xin[SHAPE_ELEMS];
+    for (int i = 0; i < SHAPE_ELEMS; i++) /* wide range: both tails of the sigmoid */
+        xin[i] = (float)((i * 29) % 41 - 20) * 0.9f;
+    hs_tensor x = {.dtype = HS_F32, .ndim = 4, .shape = {1, 4, 5, 5}, .data = xin};
+    hs_tensor a, b[2];
+    run_range(fused, 0, 1, &x, 1, &a, 1);
+    run_range(apart, 0, 3, &x, 1, b, 2);
+    const char *first = hs_graph_output(apart, 0, NULL);
+    hs_tensor *y = strcmp(first, "y") == 0 ? &b[0] : &b[1];
+    cr_expect_eq(memcmp(a.data, y->data, sizeof xin), 0, "bit-identical to Sigmoid then Mul");
+    free(a.data);
+    free(b[0].data);
+    free(b[1].data);
+    hs_graph_free(fused);
+    hs_graph_free(apart);
+}
+
 Test(exec, arena_reuses_dead_buffers)
 {
     /* A chain of 8 Relus needs two live buffers at a time, not eight. */
