@@ -22,9 +22,10 @@
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: hotsplit load --coordinator URL --rate R --duration S\n"
+            "usage: hotsplit load --coordinator URL (--rate R | --concurrency N) --duration S\n"
             "                     (--model FILE.onnx | --input-shape 1x3x224x224) [options]\n\n"
             "  --poisson / --fixed   arrival process (default poisson)\n"
+            "  --concurrency N       closed loop instead of a rate: keep N requests in flight\n"
             "  --seed N              inputs and arrival times (default 1)\n"
             "  --verify              compare every answer with a local single-device run of\n"
             "                        --model on the same input (bit-identical required)\n"
@@ -38,6 +39,7 @@ static void help(FILE *f)
 typedef struct load_opts {
     const char *coordinator, *model, *shape, *json;
     double rate, duration, drain;
+    int concurrency;     /* > 0: closed loop, keep this many requests in flight */
     bool poisson, verify;
     uint64_t seed;
     hs_net_opts net;
@@ -160,7 +162,9 @@ static void progress(const load_state *ls, double elapsed, double window_answere
 
 static int run(const load_opts *o)
 {
-    load_state ls = {.max_requests = (int)ceil(o->rate * o->duration * 1.5) + 16};
+    /* Closed loop: at most one request per millisecond of the run. */
+    double most = o->concurrency > 0 ? o->duration * 1000 : o->rate * o->duration * 1.5;
+    load_state ls = {.max_requests = (int)ceil(most) + 16};
     hs_tensor inputs[N_INPUTS] = {0};
     ls.sent_at = calloc((size_t)ls.max_requests + 1, sizeof *ls.sent_at);
     ls.answers = calloc((size_t)ls.max_requests + 1, sizeof *ls.answers);
@@ -182,7 +186,9 @@ static int run(const load_opts *o)
     bool refused = false;
     while (now_s() < end && (int)ls.sent < ls.max_requests) {
         double now = now_s();
-        if (now >= next) {
+        bool due = o->concurrency > 0 ? ls.sent - ls.answered < (uint64_t)o->concurrency
+                                      : now >= next;
+        if (due) {
             uint64_t id;
             if (hs_client_submit(client, &inputs[ls.sent % N_INPUTS], 1, &id, &err) != HS_OK) {
                 fprintf(stderr, "load: cannot send: %s\n", err.msg);
@@ -194,7 +200,7 @@ static int run(const load_opts *o)
             next += o->poisson ? -log(uniform01(&rng)) / o->rate : 1.0 / o->rate;
             continue;
         }
-        int wait_ms = (int)((next - now) * 1e3);
+        int wait_ms = o->concurrency > 0 ? 100 : (int)((next - now) * 1e3);
         hs_client_poll(client, wait_ms < 1 ? 0 : wait_ms, on_answer, &ls, &err);
         if (now_s() - last_report >= 1.0) {
             double t = now_s();
@@ -221,7 +227,12 @@ static int run(const load_opts *o)
            (unsigned long long)ls.failed, o->verify ? "" : " (answers not verified)");
     if (o->verify)
         printf("verified: %llu wrong\n", (unsigned long long)ls.wrong);
-    printf("throughput: %.2f/s over %.1f s (offered %.2f/s)\n", throughput, elapsed, o->rate);
+    if (o->concurrency > 0)
+        printf("throughput: %.2f/s over %.1f s (closed loop, %d in flight)\n", throughput,
+               elapsed, o->concurrency);
+    else
+        printf("throughput: %.2f/s over %.1f s (offered %.2f/s)\n", throughput, elapsed,
+               o->rate);
     printf("latency: p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n", 1e3 * p50, 1e3 * p95,
            1e3 * p99);
     if (o->json) {
@@ -258,14 +269,16 @@ int cmd_load(int argc, char **argv)
         {"fixed", no_argument, 0, 'F'},             {"seed", required_argument, 0, 'S'},
         {"verify", no_argument, 0, 'V'},            {"json", required_argument, 0, 'j'},
         {"drain", required_argument, 0, 'D'},       {"curve-keys", required_argument, 0, 'k'},
-        {"curve-server", required_argument, 0, 'K'}, {"help", no_argument, 0, 'h'},
+        {"curve-server", required_argument, 0, 'K'}, {"concurrency", required_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     load_opts o = {.poisson = true, .seed = 1, .drain = 30};
     int c;
     char *end;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:h", opts, NULL)) != -1) {
+    long conc;
+    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.coordinator = optarg; break;
         case 'm': o.model = optarg; break;
@@ -290,14 +303,22 @@ int cmd_load(int argc, char **argv)
             if (!cli_parse_u64(optarg, &o.seed))
                 return cli_usage_error("load", "--seed '%s': expected an integer", optarg);
             break;
+        case 'C':
+            if (!cli_parse_int(optarg, 1, 100000, &conc))
+                return cli_usage_error("load", "--concurrency '%s': expected 1 to 100000", optarg);
+            o.concurrency = (int)conc;
+            break;
         case 'h': help(stdout); return EXIT_OK;
         default: return cli_bad_option("load", c, argv);
         }
     }
     if (optind != argc)
         return cli_usage_error("load", "unexpected argument '%s'", argv[optind]);
-    if (!o.coordinator || !o.rate || !o.duration)
-        return cli_usage_error("load", "--coordinator, --rate and --duration are required");
+    if (!o.coordinator || (!o.rate && !o.concurrency) || !o.duration)
+        return cli_usage_error("load", "--coordinator, --rate (or --concurrency) and --duration "
+                               "are required");
+    if (!o.rate)
+        o.rate = 1000; /* only sizes the bookkeeping in closed loop */
     if (!o.model && !o.shape)
         return cli_usage_error("load", "give --model (or --input-shape) for the input shape");
     if (o.verify && !o.model)
