@@ -1,7 +1,7 @@
 /*
  * The distributed runtime's commands:
  *   hotsplit coordinator --cluster FILE.yaml --model FILE.onnx --listen ENDPOINT [...]
- *   hotsplit worker --name NAME --coordinator tcp://HOST:PORT [--listen ...] --model FILE
+ *   hotsplit worker --name NAME --coordinator tcp://HOST:PORT [--listen ...] [--model FILE]
  *   hotsplit keygen -o KEYS
  * Each runs until SIGINT or SIGTERM.
  */
@@ -209,9 +209,12 @@ int cmd_coordinator(int argc, char **argv)
 static void worker_help(FILE *f)
 {
     fprintf(f, "usage: hotsplit worker --name NAME --coordinator tcp://HOST:PORT\n"
-               "                       [--listen tcp://*:PORT] --model FILE.onnx [options]\n\n"
+               "                       [--listen tcp://*:PORT] [--model FILE.onnx] [options]\n\n"
                "Registers as device NAME of the coordinator's cluster and runs the stages of\n"
-               "the plans it is given, sending activations straight to the next stage.\n\n"
+               "the plans it is given, sending activations straight to the next stage.\n"
+               "Exits with an error if the coordinator does not answer within 10 s.\n\n"
+               "  --model FILE      the coordinator's model file (checked by digest); without\n"
+               "                    it the model is fetched from the coordinator\n"
                "  --listen EP       data endpoint to bind (default tcp://*:0, any port)\n"
                "  --advertise HOST  host name others reach this one by (default 127.0.0.1)\n"
                "  --threads N       BLAS threads (default 1)\n"
@@ -256,8 +259,8 @@ int cmd_worker(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("worker", "unexpected argument '%s'", argv[optind]);
-    if (!o.name || !o.coordinator || !o.model_path)
-        return cli_usage_error("worker", "--name, --coordinator and --model are required");
+    if (!o.name || !o.coordinator)
+        return cli_usage_error("worker", "--name and --coordinator are required");
     hs_error err = {0};
     hs_worker *w;
     if (hs_worker_new(&o, &w, &err) != HS_OK)
@@ -265,10 +268,12 @@ int cmd_worker(int argc, char **argv)
     running_worker = w;
     catch_signals();
     hs_status st = hs_worker_run(w, &err);
-    hs_worker_stats ws;
-    hs_worker_get_stats(w, &ws);
-    fprintf(stderr, "worker %s: ran %llu stages, dropped %llu messages\n", o.name,
-            (unsigned long long)ws.stages_run, (unsigned long long)ws.bad_messages);
+    if (st == HS_OK) { /* a failure (refused, no answer) is told in its one line alone */
+        hs_worker_stats ws;
+        hs_worker_get_stats(w, &ws);
+        fprintf(stderr, "worker %s: ran %llu stages, dropped %llu messages\n", o.name,
+                (unsigned long long)ws.stages_run, (unsigned long long)ws.bad_messages);
+    }
     running_worker = NULL;
     hs_worker_free(w);
     return st == HS_OK ? EXIT_OK : cli_runtime_error("worker", "%s", err.msg);

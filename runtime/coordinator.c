@@ -20,13 +20,22 @@
  * fails with EHOSTUNREACH), is removed; the plan is recomputed without it, and every request
  * that was running on a plan that used it is dispatched again from its kept input once the new
  * plan is committed. A worker that joins triggers a new plan that can use it.
+ *
+ * The model file is mapped for the coordinator's lifetime: its digest, the graph and the chunks
+ * that workers started without the file fetch (MODEL_REQUEST -> MODEL_CHUNK) all come from the
+ * same bytes, and chunks are sent straight from the mapping.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hotsplit/cost.h"
 #include "runtime_impl.h"
@@ -88,6 +97,8 @@ struct hs_coordinator {
     char sink_endpoint[HS_WIRE_ENDPOINT_MAX];
     hs_zap *zap;
     /* model, cluster, costs */
+    const uint8_t *model;  /* the model file, mapped read-only */
+    size_t model_size;
     hs_graph *g;
     uint64_t digest;
     hs_cluster cluster;
@@ -553,6 +564,17 @@ static void bad(hs_coordinator *c, const char *source, const char *reason)
     hs__bad_message(&c->bad, "coordinator", source, reason);
 }
 
+/* A WELCOME refusing peer, with the reason (what a worker waiting for an answer reports). */
+static void refuse_peer(hs_coordinator *c, const char *peer, const char *reason)
+{
+    hs_msg_init(c->out, HS_MSG_WELCOME);
+    c->out->status = HS_ERR_INVALID;
+    snprintf(c->out->reason, sizeof c->out->reason, "%s", reason);
+    hs_error err;
+    hs_msg_send(c->router, peer, c->out, NULL, NULL, ZMQ_DONTWAIT, &err);
+    bad(c, peer, reason);
+}
+
 static void on_hello(hs_coordinator *c, const char *peer, const hs_msg *m, double now)
 {
     int d = hs_cluster_find(&c->cluster, m->name);
@@ -569,13 +591,8 @@ static void on_hello(hs_coordinator *c, const char *peer, const hs_msg *m, doubl
     else if (d == c->cluster.source &&
              strcmp(m->endpoint, hs__worker_endpoint(c->source_worker)) != 0)
         refuse = "the source device's worker runs inside the coordinator";
-    hs_msg_init(c->out, HS_MSG_WELCOME);
     if (refuse) {
-        c->out->status = HS_ERR_INVALID;
-        snprintf(c->out->reason, sizeof c->out->reason, "%s", refuse);
-        hs_error err;
-        hs_msg_send(c->router, peer, c->out, NULL, NULL, ZMQ_DONTWAIT, &err);
-        bad(c, peer, refuse);
+        refuse_peer(c, peer, refuse);
         return;
     }
     member *mb = &c->members[d];
@@ -585,9 +602,43 @@ static void on_hello(hs_coordinator *c, const char *peer, const hs_msg *m, doubl
     mb->unusable = false;
     snprintf(mb->endpoint, sizeof mb->endpoint, "%s", m->endpoint);
     c->stats.live_workers++;
+    hs_msg_init(c->out, HS_MSG_WELCOME);
     send_to(c, d, c->out);
     logf_(c, "worker %s joined (data at %s)", m->name, m->endpoint);
     c->replan_wanted = true;
+}
+
+/* Chunks point into the model mapping, which is unmapped only after the ZeroMQ context has
+ * ended: there is nothing to release when a send is done. */
+static void chunk_sent(void *hint) { (void)hint; }
+
+/* A worker started without the model file fetches it, one chunk per request. Any device of the
+ * cluster may (with CURVE on, only peers whose keys are on the allow-list get this far). */
+static void on_model_request(hs_coordinator *c, const char *peer, const hs_msg *m)
+{
+    char why[HS_WIRE_REASON_MAX] = "";
+    if (hs_cluster_find(&c->cluster, peer) < 0)
+        snprintf(why, sizeof why, "no device '%s' in %s", peer, c->o.cluster_path);
+    else if (c->model_size > HS_WIRE_MODEL_MAX)
+        snprintf(why, sizeof why, "%s is larger than the %llu GiB a worker can fetch",
+                 c->o.model_path, HS_WIRE_MODEL_MAX >> 30);
+    else if (m->offset > c->model_size)
+        snprintf(why, sizeof why, "model request at offset %llu, past the end of %s",
+                 (unsigned long long)m->offset, c->o.model_path);
+    if (why[0]) {
+        refuse_peer(c, peer, why);
+        return;
+    }
+    size_t left = c->model_size - (size_t)m->offset;
+    hs_msg_init(c->out, HS_MSG_MODEL_CHUNK);
+    c->out->offset = m->offset;
+    c->out->total = c->model_size;
+    c->out->model_digest = c->digest;
+    c->out->chunk = c->model + m->offset;
+    c->out->chunk_size = (uint32_t)(left < HS_WIRE_CHUNK_MAX ? left : HS_WIRE_CHUNK_MAX);
+    hs_error err;
+    if (hs_msg_send(c->router, peer, c->out, chunk_sent, NULL, ZMQ_DONTWAIT, &err) != HS_OK)
+        logf_(c, "cannot send the model to %s: %s", peer, err.msg);
 }
 
 static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
@@ -689,6 +740,7 @@ static void on_router(hs_coordinator *c, double now)
     bool worker = d >= 0 && c->members[d].live;
     switch (m->kind) {
     case HS_MSG_HELLO: on_hello(c, peer, m, now); break;
+    case HS_MSG_MODEL_REQUEST: on_model_request(c, peer, m); break;
     case HS_MSG_SUBMIT:
         if (on_submit(c, peer, m, now))
             return; /* m now belongs to the request */
@@ -868,15 +920,39 @@ static hs_status open_sockets(hs_coordinator *c, hs_error *err)
     return HS_OK;
 }
 
+static hs_status map_model(hs_coordinator *c, hs_error *err)
+{
+    const char *path = c->o.model_path;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return hs__set_error_rt(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    hs_status st = HS_OK;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = hs__set_error_rt(err, HS_ERR_IO, "%s: not a regular file", path);
+    } else if (sb.st_size > 0) { /* an empty file is left to the loader to reject */
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+            st = hs__set_error_rt(err, HS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        else
+            c->model = p, c->model_size = (size_t)sb.st_size;
+    }
+    close(fd);
+    return st;
+}
+
 static hs_status load_inputs(hs_coordinator *c, hs_error *err)
 {
     hs_status st = hs_cluster_load(c->o.cluster_path, &c->cluster, err);
     for (int i = 0; st == HS_OK && i < c->o.n_sets; i++)
         st = hs_cluster_set(&c->cluster, c->o.sets[i], err);
     if (st == HS_OK)
-        st = hs_model_digest(c->o.model_path, &c->digest, err);
-    if (st == HS_OK)
-        st = hs_graph_load_onnx(c->o.model_path, NULL, &c->g, err);
+        st = map_model(c, err);
+    if (st == HS_OK) {
+        c->digest = hs__digest_update(HS_DIGEST_SEED, c->model, c->model_size);
+        st = hs_graph_load_onnx_buffer(c->model, c->model_size, c->o.model_path, NULL, &c->g,
+                                       err);
+    }
     if (st == HS_OK && c->o.profile_path)
         st = hs_profile_load(c->o.profile_path, &c->profile, err);
     if (st == HS_OK)
@@ -1001,7 +1077,9 @@ void hs_coordinator_free(hs_coordinator *c)
         zmq_close(c->sink);
     hs_zap_stop(c->zap);
     if (c->ctx)
-        zmq_ctx_term(c->ctx);
+        zmq_ctx_term(c->ctx); /* after this no frame points into the mapping */
+    if (c->model)
+        munmap((void *)c->model, c->model_size);
     hs_cost_model_free(c->costs);
     hs_profile_free(c->profile);
     hs_graph_free(c->g);

@@ -25,6 +25,15 @@ hs_status hs__set_error_rt(hs_error *err, hs_status code, const char *fmt, ...)
 /* Seconds on a monotonic clock. */
 double hs__now(void);
 
+/* The model digest (hs_model_digest) is FNV-1a 64 over the file's bytes: start from
+ * HS_DIGEST_SEED and feed the bytes in order, in as many pieces as convenient. */
+#define HS_DIGEST_SEED 1469598103934665603ull
+uint64_t hs__digest_update(uint64_t h, const void *data, size_t size);
+
+/* How long a worker waits for the coordinator to answer a HELLO or a MODEL_REQUEST before it
+ * gives up: a coordinator that is not there must not leave it waiting for ever. */
+#define HS_ANSWER_TIMEOUT_S 10
+
 /* Data-plane PUSH sockets, one per peer endpoint, connected on first use. ZMQ_IMMEDIATE is on:
  * a message for a peer that is not connected fails at once instead of queueing for a peer that
  * may be gone (the coordinator re-issues what is lost). */

@@ -144,17 +144,24 @@ const char *hs__plan_endpoint(const hs_wire_plan *p, const char *device)
     return NULL;
 }
 
+uint64_t hs__digest_update(uint64_t h, const void *data, size_t size)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 hs_status hs_model_digest(const char *path, uint64_t *digest, hs_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return hs__set_error_rt(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over the whole file */
+    uint64_t h = HS_DIGEST_SEED;
     unsigned char buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ buf[i]) * 1099511628211ull;
+        h = hs__digest_update(h, buf, n);
     bool failed = ferror(f);
     fclose(f);
     if (failed)

@@ -6,6 +6,11 @@
  * request was admitted under, and is run on exactly that plan: prepared plans stay until the
  * coordinator retires them (COMMIT's retire_below).
  *
+ * A worker started without the model file fetches it from the coordinator first, over the
+ * control socket (MODEL_REQUEST / MODEL_CHUNK), and checks it against the coordinator's digest.
+ * Every question to the coordinator (the fetch, HELLO) has HS_ANSWER_TIMEOUT_S to be answered:
+ * a worker pointed at the wrong address says so instead of waiting for ever.
+ *
  * Single-threaded: one zmq_poll loop. ZeroMQ's I/O threads keep the ZMTP heartbeats going
  * while a stage computes, so a long stage does not look like a dead worker.
  */
@@ -56,6 +61,8 @@ struct hs_worker {
     uint64_t stages_run;
     volatile sig_atomic_t stop;
     double last_telemetry;
+    int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
+    bool welcomed;
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
@@ -169,6 +176,108 @@ static hs_status send_control(hs_worker *w, hs_msg *m, hs_error *err)
     return hs_msg_send(w->control, NULL, m, NULL, NULL, 0, err);
 }
 
+static hs_status no_answer(const hs_worker *w, hs_error *err)
+{
+    return hs__set_error_rt(err, HS_ERR_IO, "worker %s: no answer from the coordinator at %s "
+                            "in %d s", w->name, w->coordinator, w->answer_timeout_s);
+}
+
+static hs_status refused(const hs_worker *w, const hs_msg *welcome, hs_error *err)
+{
+    return hs__set_error_rt(err, (hs_status)welcome->status, "coordinator refused %s: %s",
+                            w->name, welcome->reason);
+}
+
+/* Waits up to answer_timeout_s for the coordinator's next message of kind `want`, received
+ * into w->in (the caller closes it). A refusing WELCOME ends the wait with its reason; anything
+ * else is dropped. */
+static hs_status await_answer(hs_worker *w, hs_msg_kind want, hs_error *err)
+{
+    double deadline = hs__now() + w->answer_timeout_s;
+    for (;;) {
+        double left = deadline - hs__now();
+        zmq_pollitem_t item = {w->control, 0, ZMQ_POLLIN, 0};
+        int rc = left > 0 ? zmq_poll(&item, 1, (long)(left * 1e3) + 1) : 0;
+        if (rc == 0)
+            return no_answer(w, err);
+        if (rc < 0 && zmq_errno() != EINTR)
+            return hs__set_error_rt(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
+                                    zmq_strerror(zmq_errno()));
+        hs_error merr;
+        hs_status st = rc < 0 ? HS_ERR_IO
+                              : hs_msg_recv(w->control, NULL, 0, w->in, ZMQ_DONTWAIT, &merr);
+        if (st == HS_ERR_IO)
+            continue;
+        if (st != HS_OK) {
+            hs__bad_message(&w->bad, w->name, "coordinator", merr.msg);
+            continue;
+        }
+        if (w->in->kind == want)
+            return HS_OK;
+        if (w->in->kind == HS_MSG_WELCOME && w->in->status < 0) {
+            st = refused(w, w->in, err);
+            hs_msg_close(w->in);
+            return st;
+        }
+        hs__bad_message(&w->bad, w->name, "coordinator", hs_msg_kind_name(w->in->kind));
+        hs_msg_close(w->in);
+    }
+}
+
+/* Fetches the coordinator's model file: one chunk per request and one request at a time, so
+ * nothing queues up beyond a chunk. Every chunk carries the digest of the whole file, checked
+ * over what arrived before the model is loaded. */
+static hs_status fetch_model(hs_worker *w, hs_error *err)
+{
+    uint8_t *file = NULL;
+    uint64_t offset = 0, total = 0, digest = 0;
+    hs_status st;
+    do {
+        hs_msg_init(w->out, HS_MSG_MODEL_REQUEST);
+        w->out->offset = offset;
+        if ((st = send_control(w, w->out, err)) ||
+            (st = await_answer(w, HS_MSG_MODEL_CHUNK, err)))
+            break;
+        const hs_msg *m = w->in;
+        if (!file) {
+            total = m->total;
+            digest = m->model_digest;
+            if (!(file = malloc(total ? (size_t)total : 1)))
+                st = hs__set_error_rt(err, HS_ERR_NOMEM, "worker %s: out of memory for a "
+                                      "model of %llu bytes", w->name, (unsigned long long)total);
+        }
+        if (st == HS_OK && (m->offset != offset || m->total != total ||
+                            m->model_digest != digest || (!m->chunk_size && offset < total)))
+            st = hs__set_error_rt(err, HS_ERR_PARSE, "worker %s: the coordinator's chunk at "
+                                  "offset %llu does not continue the model at %llu of %llu "
+                                  "bytes", w->name, (unsigned long long)m->offset,
+                                  (unsigned long long)offset, (unsigned long long)total);
+        if (st == HS_OK) {
+            memcpy(file + offset, m->chunk, m->chunk_size);
+            offset += m->chunk_size;
+        }
+        hs_msg_close(w->in);
+    } while (st == HS_OK && offset < total);
+
+    if (st == HS_OK && hs__digest_update(HS_DIGEST_SEED, file, (size_t)total) != digest)
+        st = hs__set_error_rt(err, HS_ERR_PARSE, "worker %s: the model fetched from %s does "
+                              "not match its digest %016llx", w->name, w->coordinator,
+                              (unsigned long long)digest);
+    if (st == HS_OK) {
+        char name[HS_WIRE_ENDPOINT_MAX + 16];
+        snprintf(name, sizeof name, "the model of %s", w->coordinator);
+        st = hs_graph_load_onnx_buffer(file, (size_t)total, name, NULL, &w->own_graph, err);
+    }
+    if (st == HS_OK) {
+        w->digest = digest;
+        if (w->verbose)
+            fprintf(stderr, "worker %s: fetched the model from %s (%llu bytes)\n", w->name,
+                    w->coordinator, (unsigned long long)total);
+    }
+    free(file);
+    return st;
+}
+
 static hs_status say_hello(hs_worker *w, hs_error *err)
 {
     hs_msg_init(w->out, HS_MSG_HELLO);
@@ -203,10 +312,10 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
     switch (m->kind) {
     case HS_MSG_WELCOME:
         if (m->status < 0) {
-            hs__set_error_rt(err, (hs_status)m->status, "coordinator refused %s: %s", w->name,
-                             m->reason);
+            refused(w, m, err);
             return false;
         }
+        w->welcomed = true;
         if (w->verbose)
             fprintf(stderr, "worker %s: registered with %s\n", w->name, w->coordinator);
         return true;
@@ -402,20 +511,24 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     if (!w)
         return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
     hs_status st = worker_init(w, o, err);
-    if (st == HS_OK && !o->model_path)
-        st = hs__set_error_rt(err, HS_ERR_INVALID, "worker %s: --model is required (the same "
-                              "ONNX file as the coordinator's)", w->name);
-    if (st == HS_OK)
+    w->answer_timeout_s = HS_ANSWER_TIMEOUT_S;
+    if (st == HS_OK && o->model_path) {
         st = hs_model_digest(o->model_path, &w->digest, err);
-    if (st == HS_OK)
-        st = hs_graph_load_onnx(o->model_path, NULL, &w->own_graph, err);
+        if (st == HS_OK)
+            st = hs_graph_load_onnx(o->model_path, NULL, &w->own_graph, err);
+    } else if (st == HS_OK && hs__max_message(&w->net) < HS_WIRE_CHUNK_MAX) {
+        st = hs__set_error_rt(err, HS_ERR_INVALID, "worker %s: fetching the model takes "
+                              "--max-message-mb %u or more", w->name, HS_WIRE_CHUNK_MAX >> 20);
+    }
     if (st == HS_OK) {
-        w->g = w->own_graph;
         w->ctx = zmq_ctx_new();
         w->own_ctx = true;
         st = w->ctx ? open_sockets(w, err)
                     : hs__set_error_rt(err, HS_ERR_IO, "cannot create a ZeroMQ context");
     }
+    if (st == HS_OK && !o->model_path)
+        st = fetch_model(w, err);
+    w->g = w->own_graph;
     if (st != HS_OK) {
         hs_worker_free(w);
         return st;
@@ -496,6 +609,7 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
     hs_status st = say_hello(w, err);
     if (st != HS_OK)
         return st;
+    double hello_at = hs__now();
     zmq_pollitem_t items[] = {{w->control, 0, ZMQ_POLLIN, 0}, {w->data, 0, ZMQ_POLLIN, 0}};
     bool running = true;
     while (running && !w->stop) {
@@ -515,6 +629,9 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
                 break;
         }
         double now = hs__now();
+        if (running && !w->welcomed && w->answer_timeout_s &&
+            now - hello_at > w->answer_timeout_s)
+            return no_answer(w, err);
         if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
             flush_telemetry(w, now);
     }

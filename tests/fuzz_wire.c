@@ -15,6 +15,7 @@
  * named ok_* to decode and bad_* to be rejected, and prints "fuzz_wire: N passed, M failed".
  * `fuzz_wire --write-seeds DIR` regenerates the committed seed corpus (tests/data/wire_corpus).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <msgpack.h>
@@ -135,6 +136,8 @@ static void seed_msg(seed *s, const hs_msg *m, bool misalign)
     free(h);
     for (int i = 0; i < m->n_tensors; i++)
         seed_frame(s, m->tensors[i].t.data, hs_tensor_nbytes(&m->tensors[i].t));
+    if (hs__kind_has_chunk(m->kind))
+        seed_frame(s, m->chunk, m->chunk_size);
 }
 
 static float g_f32[2 * 3 * 4];
@@ -191,6 +194,12 @@ static void sample(hs_msg *m, hs_msg_kind k)
     }
     if (k == HS_MSG_BYE)
         strcpy(m->reason, "leaving");
+    if (k == HS_MSG_MODEL_REQUEST || k == HS_MSG_MODEL_CHUNK) {
+        m->offset = 64;
+        m->total = 64 + sizeof g_f32;
+        m->chunk = g_f32;
+        m->chunk_size = sizeof g_f32;
+    }
 }
 
 typedef struct pk {
@@ -262,11 +271,11 @@ static int write_seeds(const char *dir)
         g_i64[i] = (int64_t)i << 33;
 
     for (int k = 0; k < HS_MSG_COUNT; k++) {
-        char lower[16];
+        char lower[32];
         const char *kn = hs_msg_kind_name((hs_msg_kind)k);
         size_t j = 0;
         for (; kn[j] && j + 1 < sizeof lower; j++)
-            lower[j] = (char)(kn[j] | 0x20);
+            lower[j] = (char)tolower((unsigned char)kn[j]);
         lower[j] = '\0';
         sample(&m, (hs_msg_kind)k);
         seed_msg(&s, &m, false);
@@ -361,6 +370,22 @@ static int write_seeds(const char *dir)
     bad |= pk_write(dir, "bad_duplicate_key", &k, 0, NULL);
     pk_init(&k), msgpack_pack_array(&k.p, 2), pk_str(&k, "v"), msgpack_pack_uint32(&k.p, 1);
     bad |= pk_write(dir, "bad_not_a_map", &k, 0, NULL);
+    pk_head(&k, 1, "MODEL_REQUEST"), pk_str(&k, "offset"),
+        msgpack_pack_uint64(&k.p, HS_WIRE_MODEL_MAX + 1);
+    bad |= pk_write(dir, "bad_model_offset_range", &k, 0, NULL);
+    pk_head(&k, 4, "MODEL_CHUNK"), pk_str(&k, "offset"), msgpack_pack_uint32(&k.p, 96),
+        pk_str(&k, "total"), msgpack_pack_uint32(&k.p, 100), pk_str(&k, "digest"),
+        msgpack_pack_uint32(&k.p, 1), pk_str(&k, "size"), msgpack_pack_uint32(&k.p, 8);
+    bad |= pk_write(dir, "bad_chunk_past_total", &k, 1, s8);
+    pk_head(&k, 4, "MODEL_CHUNK"), pk_str(&k, "offset"), msgpack_pack_uint32(&k.p, 0),
+        pk_str(&k, "total"), msgpack_pack_uint64(&k.p, HS_WIRE_MODEL_MAX),
+        pk_str(&k, "digest"), msgpack_pack_uint32(&k.p, 1), pk_str(&k, "size"),
+        msgpack_pack_uint32(&k.p, HS_WIRE_CHUNK_MAX + 1);
+    bad |= pk_write(dir, "bad_chunk_too_big", &k, 1, s8);
+    pk_head(&k, 4, "MODEL_CHUNK"), pk_str(&k, "offset"), msgpack_pack_uint32(&k.p, 0),
+        pk_str(&k, "total"), msgpack_pack_uint32(&k.p, 100), pk_str(&k, "digest"),
+        msgpack_pack_uint32(&k.p, 1), pk_str(&k, "size"), msgpack_pack_uint32(&k.p, 8);
+    bad |= pk_write(dir, "bad_chunk_two_frames", &k, 2, NULL);
     pk_init(&k);
     bad |= pk_write(dir, "bad_empty_header", &k, 0, NULL);
     seed_start(&s, false);

@@ -1,7 +1,7 @@
 /*
  * The transport (the .c files of transport/) over real ZeroMQ sockets: every message kind round-trips over
- * inproc and tcp loopback on PAIR, DEALER/ROUTER and PUSH/PULL with tensor bytes intact and
- * tensor data pointing into the received frame; the release callback of a zero-copy send runs
+ * inproc and tcp loopback on PAIR, DEALER/ROUTER and PUSH/PULL with tensor (and model chunk)
+ * bytes intact and pointing into the received frame; the release callback of a zero-copy send runs
  * exactly once; a corpus of malformed messages is rejected, each with its expected one-line
  * reason, and the socket stays usable; MAXMSGSIZE drops an oversized message; CURVE with the
  * ZAP allow-list lets an allowed client in and keeps others out; the monitor reports a peer
@@ -153,6 +153,16 @@ static void sample(hs_msg *m, hs_msg_kind k)
     case HS_MSG_BYE:
         strcpy(m->reason, "shutting down");
         break;
+    case HS_MSG_MODEL_REQUEST:
+        m->offset = 3ull * HS_WIRE_CHUNK_MAX;
+        break;
+    case HS_MSG_MODEL_CHUNK: /* the last chunk of a file just over 4 GiB - 1 MiB */
+        m->offset = HS_WIRE_MODEL_MAX - 2 * sizeof g_big;
+        m->total = m->offset + sizeof g_big + 17;
+        m->model_digest = 0x0123456789abcdefULL;
+        m->chunk = g_big;
+        m->chunk_size = sizeof g_big;
+        break;
     case HS_MSG_COUNT: break;
     }
 }
@@ -188,6 +198,10 @@ static void check_same(const hs_msg *a, const hs_msg *b)
         cr_assert_eq(b->count, a->count);
     if (f & HS_F_SECONDS)
         cr_assert_eq(b->seconds, a->seconds);
+    if (f & HS_F_OFFSET)
+        cr_assert_eq(b->offset, a->offset);
+    if (f & HS_F_TOTAL)
+        cr_assert_eq(b->total, a->total);
     if (f & HS_F_PLAN) {
         const hs_wire_plan *p = &a->plan, *q = &b->plan;
         cr_assert_eq(q->epoch, p->epoch);
@@ -204,8 +218,14 @@ static void check_same(const hs_msg *a, const hs_msg *b)
         }
         cr_assert_str_eq(q->sink_endpoint, p->sink_endpoint);
     }
+    if (f & HS_F_SIZE) {
+        cr_assert_eq(b->chunk_size, a->chunk_size);
+        cr_assert_eq(memcmp(b->chunk, a->chunk, a->chunk_size), 0, "chunk bytes differ");
+        cr_assert_eq(b->chunk, zmq_msg_data((zmq_msg_t *)&b->frames[1]),
+                     "the chunk was copied out of its frame");
+    }
     cr_assert_eq(b->n_tensors, a->n_tensors);
-    cr_assert_eq(b->n_frames, 1 + a->n_tensors);
+    cr_assert_eq(b->n_frames, 1 + a->n_tensors + hs__kind_has_chunk(a->kind));
     for (int i = 0; i < a->n_tensors; i++) {
         const hs_tensor *s = &a->tensors[i].t, *t = &b->tensors[i].t;
         cr_assert_str_eq(b->tensors[i].name, a->tensors[i].name);
@@ -263,10 +283,12 @@ static void round_trip_all(void *from, const char *send_peer, void *to, const ch
         if (expect_peer)
             cr_assert_str_eq(peer, expect_peer);
         check_same(a, b);
-        if (same_buffers) /* inproc hands the receiver the sender's own memory */
+        if (same_buffers) { /* inproc hands the receiver the sender's own memory */
             for (int i = 0; i < a->n_tensors; i++)
                 if (hs_tensor_nbytes(&a->tensors[i].t))
                     cr_assert_eq(b->tensors[i].t.data, a->tensors[i].t.data);
+            cr_assert_eq(b->chunk, a->chunk);
+        }
         hs_msg_close(b);
         cr_assert(wait_released(&mine, 1, 5000), "%s: release never called",
                   hs_msg_kind_name(k));
@@ -462,6 +484,22 @@ Test(transport, encode_rejects_what_decode_would)
     m->n_tensors = 1;
     cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
 
+    sample(m, HS_MSG_MODEL_CHUNK);
+    m->chunk_size = HS_WIRE_CHUNK_MAX + 1;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "MODEL_CHUNK: a chunk of 4194305 bytes"), "%s", err.msg);
+    sample(m, HS_MSG_MODEL_CHUNK);
+    m->total = m->offset + m->chunk_size - 1;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
+    sample(m, HS_MSG_MODEL_CHUNK);
+    m->chunk = NULL;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
+    sample(m, HS_MSG_MODEL_REQUEST);
+    m->offset = HS_WIRE_MODEL_MAX + 1;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "MODEL_REQUEST: 'offset' is 4294967297, larger than 4294967296"),
+              "%s", err.msg);
+
     sample(m, HS_MSG_COMMIT);
     cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_OK);
     cr_assert(size > 0 && size < 100);
@@ -473,6 +511,8 @@ Test(transport, kind_names)
 {
     cr_assert_str_eq(hs_msg_kind_name(HS_MSG_DATA), "DATA");
     cr_assert_str_eq(hs_msg_kind_name(HS_MSG_BYE), "BYE");
+    cr_assert_str_eq(hs_msg_kind_name(HS_MSG_MODEL_REQUEST), "MODEL_REQUEST");
+    cr_assert_str_eq(hs_msg_kind_name(HS_MSG_MODEL_CHUNK), "MODEL_CHUNK");
     cr_assert_str_eq(hs_msg_kind_name(HS_MSG_COUNT), "?");
     cr_assert_str_eq(hs_msg_kind_name((hs_msg_kind)-1), "?");
 }
@@ -840,6 +880,63 @@ Test(transport, rejects_bad_tensors)
     h_init(&h), h_data(&h), h_arr(&h, 1), h_arr(&h, 5), h_str(&h, "s"), h_str(&h, "float32"),
         h_arr(&h, 0), h_str(&h, "raw"), h_str(&h, "future");
     expect_accept(&h, 1, four);
+}
+
+/* MODEL_CHUNK header: offset, total, digest, size. */
+static void h_chunk(hdr *h, uint64_t offset, uint64_t total, uint64_t size)
+{
+    h_vk(h, 4, "MODEL_CHUNK");
+    h_str(h, "offset"), h_u(h, offset);
+    h_str(h, "total"), h_u(h, total);
+    h_str(h, "digest"), h_u(h, 7);
+    h_str(h, "size"), h_u(h, size);
+}
+
+Test(transport, rejects_bad_model_chunks)
+{
+    hdr h;
+    size_t eight[] = { 8 }, max[] = { HS_WIRE_CHUNK_MAX }, none[] = { 0 }, two[] = { 8, 8 };
+
+    h_init(&h), h_vk(&h, 1, "MODEL_REQUEST"), h_str(&h, "offset"), h_u(&h, HS_WIRE_MODEL_MAX);
+    expect_accept(&h, 0, NULL);
+    h_init(&h), h_vk(&h, 1, "MODEL_REQUEST"), h_str(&h, "offset"), h_u(&h, HS_WIRE_MODEL_MAX + 1);
+    expect_reject(&h, 0, NULL, "MODEL_REQUEST: 'offset' is 4294967297, larger than 4294967296");
+    h_init(&h), h_vk(&h, 1, "MODEL_REQUEST"), h_str(&h, "offset"), h_i(&h, -1);
+    expect_reject(&h, 0, NULL, "MODEL_REQUEST: 'offset' is -1, must not be negative");
+    h_init(&h), h_vk(&h, 0, "MODEL_REQUEST");
+    expect_reject(&h, 0, NULL, "MODEL_REQUEST: missing field 'offset'");
+    h_init(&h), h_vk(&h, 1, "MODEL_REQUEST"), h_str(&h, "offset"), h_u(&h, 0);
+    expect_reject(&h, 1, eight, "MODEL_REQUEST: carries no tensors, but 1 frames follow");
+
+    h_init(&h), h_chunk(&h, 0, 100, 8);
+    expect_accept(&h, 1, eight);
+    h_init(&h), h_chunk(&h, HS_WIRE_MODEL_MAX - HS_WIRE_CHUNK_MAX, HS_WIRE_MODEL_MAX,
+                        HS_WIRE_CHUNK_MAX);
+    expect_accept(&h, 1, max);
+    h_init(&h), h_chunk(&h, 100, 100, 0); /* nothing left: an empty chunk */
+    expect_accept(&h, 1, none);
+    h_init(&h), h_chunk(&h, 0, HS_WIRE_MODEL_MAX, HS_WIRE_CHUNK_MAX + 1);
+    expect_reject(&h, 1, max, "MODEL_CHUNK: 'size' is 4194305, larger than 4194304");
+    h_init(&h), h_chunk(&h, 0, HS_WIRE_MODEL_MAX + 1, 8);
+    expect_reject(&h, 1, eight, "MODEL_CHUNK: 'total' is 4294967297, larger than 4294967296");
+    h_init(&h), h_chunk(&h, 101, 100, 0);
+    expect_reject(&h, 1, none, "MODEL_CHUNK: a chunk of 0 bytes at offset 101 runs past "
+                               "'total' 100");
+    h_init(&h), h_chunk(&h, 96, 100, 8);
+    expect_reject(&h, 1, eight, "a chunk of 8 bytes at offset 96 runs past 'total' 100");
+    h_init(&h), h_chunk(&h, 0, 100, 8);
+    expect_reject(&h, 0, NULL, "MODEL_CHUNK: carries one chunk frame, but 0 frames follow");
+    h_init(&h), h_chunk(&h, 0, 100, 8);
+    expect_reject(&h, 2, two, "MODEL_CHUNK: carries one chunk frame, but 2 frames follow");
+    h_init(&h), h_chunk(&h, 0, 100, 10);
+    expect_reject(&h, 1, eight, "MODEL_CHUNK: chunk frame holds 8 bytes, 'size' says 10");
+    h_init(&h), h_vk(&h, 3, "MODEL_CHUNK"), h_str(&h, "offset"), h_u(&h, 0), h_str(&h, "total"),
+        h_u(&h, 8), h_str(&h, "size"), h_u(&h, 8);
+    expect_reject(&h, 1, eight, "MODEL_CHUNK: missing field 'digest'");
+    h_init(&h), h_chunk(&h, 0, 100, 8);
+    h.sb.size -= 1; /* "size" is a positive fixint: drop it and put a string there */
+    h_str(&h, "8");
+    expect_reject(&h, 1, eight, "MODEL_CHUNK: 'size' must be an unsigned integer, got a string");
 }
 
 /* A malformed message on a live socket is consumed whole and the next good one arrives. */

@@ -452,6 +452,24 @@ static hs_status bind_frame(dec *d, hs_msg *m, int i)
     return HS_OK;
 }
 
+/* A MODEL_CHUNK's one frame: within the file the header describes, of the size it says. */
+static hs_status bind_chunk(dec *d, hs_msg *m)
+{
+    if (m->offset > m->total || m->chunk_size > m->total - m->offset)
+        return bad(d, "a chunk of %u bytes at offset %llu runs past 'total' %llu",
+                   (unsigned)m->chunk_size, (unsigned long long)m->offset,
+                   (unsigned long long)m->total);
+    if (m->n_frames != 2)
+        return bad(d, "carries one chunk frame, but %d frames follow the header",
+                   m->n_frames - 1);
+    size_t have = zmq_msg_size(&m->frames[1]);
+    if (have != m->chunk_size)
+        return bad(d, "chunk frame holds %zu bytes, 'size' says %u", have,
+                   (unsigned)m->chunk_size);
+    m->chunk = zmq_msg_data(&m->frames[1]);
+    return HS_OK;
+}
+
 static hs_status decode_header(dec *d, hs_msg *m)
 {
     const uint8_t *p = zmq_msg_data(&m->frames[0]);
@@ -573,6 +591,12 @@ static hs_status decode_header(dec *d, hs_msg *m)
             else
                 m->seconds = o->via.f64;
             break;
+        case HS_F_OFFSET: st = get_uint(d, o, key, HS_WIRE_MODEL_MAX, &m->offset); break;
+        case HS_F_TOTAL: st = get_uint(d, o, key, HS_WIRE_MODEL_MAX, &m->total); break;
+        case HS_F_SIZE:
+            if (!(st = get_uint(d, o, key, HS_WIRE_CHUNK_MAX, &uv)))
+                m->chunk_size = (uint32_t)uv;
+            break;
         }
         if (st)
             goto out;
@@ -619,6 +643,11 @@ hs_status hs_msg_decode(hs_msg *m, zmq_msg_t *frames, int n_frames, hs_error *er
 
     if ((st = decode_header(&d, m)))
         goto fail;
+    if (hs__kind_has_chunk(m->kind)) {
+        if ((st = bind_chunk(&d, m)))
+            goto fail;
+        return HS_OK;
+    }
     if (n_frames - 1 != m->n_tensors) {
         if (m->n_tensors == 0 && !(hs__kind_fields_table[m->kind].required & HS_F_TENSORS))
             st = bad(&d, "carries no tensors, but %d frames follow the header", n_frames - 1);

@@ -1,10 +1,10 @@
 /*
  * Sending and receiving whole messages without copying tensor bytes.
  *
- * Send: each tensor frame is zmq_msg_init_data over the caller's buffer. ZeroMQ frees a frame
- * when it is done with it (after writing it to the kernel for tcp, when the receiver closes it
- * for inproc), calling frame_free from whichever thread drops the last reference, usually an
- * I/O thread. The frames of one message share a small malloc'd block holding an atomic count:
+ * Send: each tensor (or chunk) frame is zmq_msg_init_data over the caller's buffer. ZeroMQ
+ * frees a frame when it is done with it (after writing it to the kernel for tcp, when the
+ * receiver closes it for inproc), calling frame_free from whichever thread drops the last
+ * reference, usually an I/O thread. The frames of one message share a small malloc'd block holding an atomic count:
  * one reference per frame plus one held by hs_msg_send itself while it is still adding frames,
  * so the caller's release runs exactly once, after the last frame is gone, even when a frame is
  * released before the next one is built or a send fails half way.
@@ -86,6 +86,18 @@ static int send_peer(void *socket, const char *peer, int flags)
     return zmq_send(socket, id, len, flags);
 }
 
+/* The bytes of frame i after the header: tensor i, or the chunk of a MODEL_CHUNK. ZeroMQ's
+ * API takes them as non-const; it only reads them. */
+static void *frame_bytes(const hs_msg *m, int i, size_t *nbytes)
+{
+    if (i < m->n_tensors) {
+        *nbytes = hs_tensor_nbytes(&m->tensors[i].t);
+        return m->tensors[i].t.data;
+    }
+    *nbytes = m->chunk_size;
+    return (void *)m->chunk;
+}
+
 hs_status hs_msg_send(void *socket, const char *peer, const hs_msg *m, hs_release_fn release,
                       void *hint, int flags, hs_error *err)
 {
@@ -93,7 +105,7 @@ hs_status hs_msg_send(void *socket, const char *peer, const hs_msg *m, hs_releas
     size_t header_size = 0;
     release_block *b = NULL;
     hs_status st;
-    int more;
+    int more, n_frames;
 
     flags &= ZMQ_DONTWAIT;
     if ((st = hs_msg_encode_header(m, &header, &header_size, err)))
@@ -119,31 +131,32 @@ hs_status hs_msg_send(void *socket, const char *peer, const hs_msg *m, hs_releas
         st = zmq_fail(err, errno == EINVAL ? "bad peer id" : "sending the peer id", m);
         goto done;
     }
-    more = m->n_tensors > 0 ? ZMQ_SNDMORE : 0;
+    n_frames = m->n_tensors + hs__kind_has_chunk(m->kind);
+    more = n_frames > 0 ? ZMQ_SNDMORE : 0;
     if (zmq_send(socket, header, header_size, more | flags) < 0) {
         st = zmq_fail(err, "sending the header", m);
         goto done;
     }
-    for (int i = 0; i < m->n_tensors; i++) {
-        const hs_tensor *t = &m->tensors[i].t;
-        size_t nbytes = hs_tensor_nbytes(t);
-        more = i + 1 < m->n_tensors ? ZMQ_SNDMORE : 0;
+    for (int i = 0; i < n_frames; i++) {
+        size_t nbytes;
+        void *data = frame_bytes(m, i, &nbytes);
+        more = i + 1 < n_frames ? ZMQ_SNDMORE : 0;
         if (!b) {
-            if (zmq_send(socket, t->data, nbytes, more | flags) < 0) {
-                st = zmq_fail(err, "sending a tensor", m);
+            if (zmq_send(socket, data, nbytes, more | flags) < 0) {
+                st = zmq_fail(err, "sending a frame", m);
                 goto done;
             }
             continue;
         }
         zmq_msg_t f;
         atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-        if (zmq_msg_init_data(&f, t->data, nbytes, frame_free, b) != 0) {
+        if (zmq_msg_init_data(&f, data, nbytes, frame_free, b) != 0) {
             atomic_fetch_sub_explicit(&b->refs, 1, memory_order_relaxed);
-            st = zmq_fail(err, "building a tensor frame", m);
+            st = zmq_fail(err, "building a frame", m);
             goto done;
         }
         if (zmq_msg_send(&f, socket, more | flags) < 0) {
-            st = zmq_fail(err, "sending a tensor", m);
+            st = zmq_fail(err, "sending a frame", m);
             zmq_msg_close(&f); /* drops the frame's reference */
             goto done;
         }

@@ -2,10 +2,11 @@
  * hotsplit's wire protocol over ZeroMQ (docs/PROTOCOL.md describes it byte by byte).
  *
  * Every message is one ZeroMQ multipart message: frame 0 is a msgpack header, frames 1..n are
- * the raw bytes of its tensors (little-endian, row-major), one frame per tensor. Tensor frames
- * are sent without copying (zmq_msg_init_data with a release callback) and received without
- * copying (a decoded tensor's data points into its frame, which the message owns until
- * hs_msg_close). On ROUTER sockets an identity frame precedes frame 0.
+ * the raw bytes of its tensors (little-endian, row-major), one frame per tensor, or, for
+ * MODEL_CHUNK, one frame of model file bytes. These frames are sent without copying
+ * (zmq_msg_init_data with a release callback) and received without copying (a decoded tensor's
+ * data points into its frame, which the message owns until hs_msg_close). On ROUTER sockets an
+ * identity frame precedes frame 0.
  *
  * Decoding validates everything a peer controls before anything is used: the protocol version,
  * the message kind, every field's msgpack type and range, string lengths, tensor counts, ranks,
@@ -30,6 +31,8 @@
 #define HS_WIRE_NAME_MAX 128
 #define HS_WIRE_ENDPOINT_MAX 256
 #define HS_WIRE_REASON_MAX 256
+#define HS_WIRE_CHUNK_MAX (4u << 20)     /* bytes of model file in one MODEL_CHUNK */
+#define HS_WIRE_MODEL_MAX (1ull << 32)   /* largest model file a worker can fetch (4 GiB) */
 
 typedef enum hs_msg_kind {
     HS_MSG_HELLO = 0,  /* worker -> coordinator: I am `name`, my data endpoint, my model digest */
@@ -46,6 +49,10 @@ typedef enum hs_msg_kind {
                           the client's tag, echoed in the reply) */
     HS_MSG_REPLY,      /* coordinator -> client: the outputs for request_id, or status/reason */
     HS_MSG_BYE,        /* either way: the sender is leaving */
+    HS_MSG_MODEL_REQUEST, /* worker -> coordinator, before HELLO: send me the model file's
+                             bytes from `offset` */
+    HS_MSG_MODEL_CHUNK,   /* coordinator -> worker: `size` bytes of the `total`-byte model file
+                             from `offset` in one raw frame, and the whole file's digest */
     HS_MSG_COUNT
 } hs_msg_kind;
 
@@ -100,6 +107,11 @@ typedef struct hs_msg {
     int32_t stage;
     uint32_t count;
     double seconds; /* sum of `count` measured stage times */
+    /* MODEL_REQUEST, MODEL_CHUNK (which also carries model_digest) */
+    uint64_t offset;        /* where the chunk starts in the model file */
+    uint64_t total;         /* MODEL_CHUNK: the model file's size */
+    const void *chunk;      /* MODEL_CHUNK: chunk_size bytes; received: they point into frame 1 */
+    uint32_t chunk_size;    /* 0..HS_WIRE_CHUNK_MAX */
     /* Received frames, owned by the message (released by hs_msg_close). */
     zmq_msg_t frames[HS_WIRE_MAX_TENSORS + 1];
     int n_frames;
@@ -115,10 +127,11 @@ void hs_msg_close(hs_msg *m);
 typedef void (*hs_release_fn)(void *hint);
 
 /* Sends m on socket: [peer identity frame, when peer is non-NULL (ROUTER)], the header, then
- * one frame per tensor pointing at tensors[i].t.data without copying. `release(hint)` is called
- * once all those frames are released (at once if there are none); with release NULL, the
- * tensors are copied instead. flags: 0 or ZMQ_DONTWAIT. HS_ERR_IO with errno's reason when
- * ZeroMQ refuses (e.g. EAGAIN with ZMQ_DONTWAIT); release is then still called. */
+ * one frame per tensor pointing at tensors[i].t.data (MODEL_CHUNK: one frame pointing at chunk)
+ * without copying. `release(hint)` is called once all those frames are released (at once if
+ * there are none); with release NULL, the bytes are copied instead. flags: 0 or ZMQ_DONTWAIT.
+ * HS_ERR_IO with errno's reason when ZeroMQ refuses (e.g. EAGAIN with ZMQ_DONTWAIT); release
+ * is then still called. */
 hs_status hs_msg_send(void *socket, const char *peer, const hs_msg *m, hs_release_fn release,
                       void *hint, int flags, hs_error *err);
 

@@ -33,8 +33,11 @@ enum {
     HS_F_STAGE = 1u << 11,
     HS_F_COUNT = 1u << 12,
     HS_F_SECONDS = 1u << 13,
+    HS_F_OFFSET = 1u << 14,
+    HS_F_TOTAL = 1u << 15,
+    HS_F_SIZE = 1u << 16, /* a kind with "size" carries one raw chunk frame of that many bytes */
 };
-#define HS_N_FIELDS 14
+#define HS_N_FIELDS 17
 
 typedef struct hs__kind_fields {
     unsigned required; /* must be present */
@@ -45,6 +48,13 @@ typedef struct hs__kind_fields {
 extern const hs__kind_fields hs__kind_fields_table[HS_MSG_COUNT];
 /* Key of field bit i ("name", "endpoint", ...), indexed by the bit's position. */
 extern const char *const hs__field_keys[HS_N_FIELDS];
+
+/* Whether messages of kind k carry a chunk frame (after their tensors, of which they have
+ * none). */
+static inline bool hs__kind_has_chunk(hs_msg_kind k)
+{
+    return (hs__kind_fields_table[k].required & HS_F_SIZE) != 0;
+}
 
 /* Wire names of dtypes ("float32", "int64") and of the one tensor encoding ("raw"). */
 const char *hs__dtype_wire_name(hs_dtype dtype);

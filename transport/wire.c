@@ -21,7 +21,8 @@ static const char *const kind_names[] = {
     [HS_MSG_HELLO] = "HELLO",         [HS_MSG_WELCOME] = "WELCOME", [HS_MSG_PREPARE] = "PREPARE",
     [HS_MSG_READY] = "READY",         [HS_MSG_COMMIT] = "COMMIT",   [HS_MSG_TELEMETRY] = "TELEMETRY",
     [HS_MSG_DATA] = "DATA",           [HS_MSG_SUBMIT] = "SUBMIT",   [HS_MSG_REPLY] = "REPLY",
-    [HS_MSG_BYE] = "BYE",
+    [HS_MSG_BYE] = "BYE",             [HS_MSG_MODEL_REQUEST] = "MODEL_REQUEST",
+    [HS_MSG_MODEL_CHUNK] = "MODEL_CHUNK",
 };
 static_assert(sizeof kind_names / sizeof kind_names[0] == HS_MSG_COUNT,
               "every message kind needs a name");
@@ -37,11 +38,14 @@ const hs__kind_fields hs__kind_fields_table[HS_MSG_COUNT] = {
     [HS_MSG_SUBMIT] = { HS_F_RID | HS_F_TENSORS, 0 },
     [HS_MSG_REPLY] = { HS_F_RID | HS_F_STATUS | HS_F_TENSORS, HS_F_REASON },
     [HS_MSG_BYE] = { 0, HS_F_REASON },
+    [HS_MSG_MODEL_REQUEST] = { HS_F_OFFSET, 0 },
+    [HS_MSG_MODEL_CHUNK] = { HS_F_OFFSET | HS_F_TOTAL | HS_F_DIGEST | HS_F_SIZE, 0 },
 };
 
 const char *const hs__field_keys[HS_N_FIELDS] = {
     "name", "endpoint", "digest", "status", "reason", "plan",  "epoch",
-    "retire", "rid",    "cut",    "tensors", "stage", "count", "seconds",
+    "retire", "rid",    "cut",    "tensors", "stage", "count", "seconds", "offset",
+    "total",  "size",
 };
 
 const char *hs_msg_kind_name(hs_msg_kind kind)
@@ -85,6 +89,8 @@ void hs_msg_close(hs_msg *m)
         zmq_msg_close(&m->frames[i]);
     m->n_frames = 0;
     m->n_tensors = 0;
+    m->chunk = NULL; /* pointed into a frame */
+    m->chunk_size = 0;
 }
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -238,6 +244,25 @@ static hs_status put_field(enc *e, const hs_msg *m, unsigned field)
         if (!(m->seconds >= 0 && m->seconds <= 1e300))
             return hs__terr(e->err, HS_ERR_INVALID, "%s: 'seconds' is %g", e->kind, m->seconds);
         e->failed |= msgpack_pack_double(&e->pk, m->seconds);
+        return HS_OK;
+    case HS_F_OFFSET:
+    case HS_F_TOTAL: {
+        uint64_t v = field == HS_F_OFFSET ? m->offset : m->total;
+        if (v > HS_WIRE_MODEL_MAX)
+            return hs__terr(e->err, HS_ERR_INVALID, "%s: '%s' is %llu, larger than %llu",
+                            e->kind, field == HS_F_OFFSET ? "offset" : "total",
+                            (unsigned long long)v, HS_WIRE_MODEL_MAX);
+        e->failed |= msgpack_pack_uint64(&e->pk, v);
+        return HS_OK;
+    }
+    case HS_F_SIZE:
+        if (m->chunk_size > HS_WIRE_CHUNK_MAX || m->offset > m->total ||
+            m->chunk_size > m->total - m->offset || (m->chunk_size && !m->chunk))
+            return hs__terr(e->err, HS_ERR_INVALID, "%s: a chunk of %u bytes at offset %llu of "
+                            "%llu (at most %u bytes, within the total, with data)", e->kind,
+                            (unsigned)m->chunk_size, (unsigned long long)m->offset,
+                            (unsigned long long)m->total, HS_WIRE_CHUNK_MAX);
+        e->failed |= msgpack_pack_uint32(&e->pk, m->chunk_size);
         return HS_OK;
     }
     assert(!"unknown field bit");

@@ -41,7 +41,8 @@ typedef struct hs_net_opts {
 /* ---- coordinator --------------------------------------------------------------------------- */
 
 typedef struct hs_coordinator_opts {
-    const char *model_path;
+    const char *model_path;      /* mapped while the coordinator runs (workers may fetch it):
+                                    replace it by renaming a new file over it, not in place */
     const char *cluster_path;
     const char *listen;          /* e.g. "tcp://0.0.0.0:5555" (workers, clients) */
     const char *advertise_host;  /* host other processes reach this one by (default 127.0.0.1) */
@@ -85,7 +86,9 @@ typedef struct hs_worker_opts {
     const char *coordinator;     /* e.g. "tcp://10.0.0.1:5555" */
     const char *listen;          /* data endpoint to bind (default: any port) */
     const char *advertise_host;  /* host others reach this one by (default 127.0.0.1) */
-    const char *model_path;      /* the same model as the coordinator's (digest checked) */
+    const char *model_path;      /* the same model as the coordinator's (digest checked);
+                                    NULL: fetched from the coordinator by hs_worker_new (needs
+                                    max_message_mb >= 4; encrypted and allow-listed with CURVE) */
     int threads;                 /* BLAS threads (default 1) */
     hs_net_opts net;
     bool verbose;
@@ -93,7 +96,12 @@ typedef struct hs_worker_opts {
 
 typedef struct hs_worker hs_worker;
 
+/* Loads (or fetches) the model and connects to the coordinator. Caller owns *out. HS_ERR_IO
+ * with "no answer from the coordinator at ..." when a fetch is not answered within 10 s. */
 hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err);
+/* Registers (HELLO) and serves until hs_worker_stop(), a BYE from the coordinator, or a
+ * refusal. HS_ERR_IO with "no answer from the coordinator at ..." when the HELLO is not
+ * answered within 10 s. */
 hs_status hs_worker_run(hs_worker *w, hs_error *err);
 void hs_worker_stop(hs_worker *w);
 
