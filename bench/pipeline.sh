@@ -3,6 +3,9 @@
 # with 1 OpenBLAS thread, over loopback) divided by 1 worker running the whole model, measured
 # back to back in one run with the same closed-loop load, for resnet50, mobilenet_v2 and
 # efficientnet_b0, with the solver's throughput plan priced by a profile measured here first.
+# The coordinator (device 0) is pinned to CPU 0 and the worker (device 1) to CPU 1, as two
+# devices would be: unpinned, the scheduler sometimes stacks both stages on one core and the
+# result flips between two modes from run to run.
 # Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,12 +25,13 @@ run_cluster() {
   local model=$1 cluster=$2 workers=$3 profile=$4 ep log
   ep=tcp://127.0.0.1:$(port)
   log=$tmp/coord.log
-  "$hs" coordinator --verbose --cluster "$cluster" --model "$model" --listen "$ep" \
+  taskset -c 0 "$hs" coordinator --verbose --cluster "$cluster" --model "$model" --listen "$ep" \
     --objective throughput --profile "$profile" >"$log" 2>&1 &
   local coord=$!
   pids+=($coord)
   for i in $(seq 1 $((workers - 1))); do
-    "$hs" worker --name "dev$i" --coordinator "$ep" --model "$model" >"$tmp/w$i.log" 2>&1 &
+    taskset -c "$i" "$hs" worker --name "dev$i" --coordinator "$ep" --model "$model" \
+      >"$tmp/w$i.log" 2>&1 &
     pids+=($!)
   done
   for _ in $(seq 300); do

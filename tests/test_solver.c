@@ -1036,6 +1036,63 @@ Test(hand, errors)
     cr_assert_neq(err.msg[0], '\0');
 }
 
+/* The rules solver.h states for the corners: an excluded source still forwards the input (an
+ * empty stage 0) and an excluded sink still receives the results; an empty stage 0 counts
+ * against max_stages; a battery below its floor lives 0 s; a plan that does not sustain the
+ * rate has an infinite load latency and the lifetime the formula gives; an empty Pareto front
+ * is HS_ERR_INFEASIBLE. */
+Test(hand, header_rules)
+{
+    inst in;
+    hand_instance(&in);
+    in.cl.devices[0].excluded = true; /* cam: the source and the sink */
+    const hs_stage forward[] = { { 0, 0, 0 }, { 1, 0, 3 } };
+    hs_plan p = { .n_stages = 2 };
+    memcpy(p.stages, forward, sizeof forward);
+    hs_constraints c = { .rate = 20 };
+    hs_error err = { 0 };
+    cr_assert_eq(hs_plan_evaluate(&in.p, &c, &p, &err), HS_OK, "%s", err.msg);
+    ref_eval r = ref_evaluate(&in, &c, forward, 2);
+    cr_assert(r.valid, "%s", r.why);
+    /* edge only: 10 W * 12 ms + 1000 B * 10 nJ + 100 B * 20 nJ, + idle 2 W * 38 ms */
+    assert_close(p.energy_j, 0.120012 + 2 * 0.038, "energy %.17g", p.energy_j);
+    cr_assert(isinf(p.lifetime_s), "cam is excluded, edge is mains powered");
+    expect_invalid(&in, plan_a, 2, "stage on an excluded source");
+    hs_plan best;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_LATENCY, &c, &best, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(best.n_stages, 2);
+    cr_assert_eq(best.stages[0].last, 0, "the excluded source computes nothing");
+    c.max_stages = 1; /* the empty stage 0 counts: nothing is left for edge */
+    err = (hs_error){ 0 };
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_LATENCY, &c, &best, &err), HS_ERR_INFEASIBLE, "%s",
+                 err.msg);
+
+    hand_instance(&in);
+    in.cl.devices[0].battery.level = 0.1; /* below its floor of 0.2, still in use */
+    p = (hs_plan){ .n_stages = 2 };
+    memcpy(p.stages, plan_a, sizeof plan_a);
+    c = (hs_constraints){ .rate = 20 };
+    cr_assert_eq(hs_plan_evaluate(&in.p, &c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(p.lifetime_s, 0, "lifetime %.17g", p.lifetime_s);
+    cr_assert_eq(ref_evaluate(&in, &c, plan_a, 2).lifetime, 0);
+
+    /* 1000 /s on plan A (10 ms stages): cam's power 1000 * (5 * 0.01 + 5.5e-5) + 1 * (1 - 10) */
+    hand_instance(&in);
+    c = (hs_constraints){ .rate = 1000 };
+    cr_assert_eq(hs_plan_evaluate(&in.p, &c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_not(p.sustainable);
+    cr_assert(isinf(p.load_latency_s) && p.load_latency_s > 0);
+    assert_close(p.lifetime_s, 2160 / 41.055, "lifetime %.17g", p.lifetime_s);
+
+    hs_plan *front = NULL;
+    int n_front = -1;
+    err = (hs_error){ 0 };
+    cr_assert_eq(hs_solve_pareto(&in.p, &c, &front, &n_front, &err), HS_ERR_INFEASIBLE);
+    cr_assert(front == NULL && n_front == 0);
+    cr_assert_eq(strncmp(err.msg, INFEASIBLE_PREFIX, strlen(INFEASIBLE_PREFIX)), 0, "%s",
+                 err.msg);
+}
+
 /* ---- random: hs_plan_evaluate and hs_plan_score ----------------------------------------- */
 
 /* A random plan: usually a valid chain from the source with random cuts, sometimes broken. */

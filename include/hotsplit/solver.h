@@ -7,7 +7,10 @@
  * and may be empty (the source then only sends the input on); every other stage is non-empty;
  * the stages cover all nodes in order. Stage s hands the tensors of the cut before its `first`
  * to stage s+1 over the link (d_s, d_{s+1}); the last stage sends the outputs to the sink unless
- * it runs there. Every link a plan uses must exist in the cluster.
+ * it runs there. Every link a plan uses must exist in the cluster. An excluded device runs no
+ * non-empty stage, but an excluded source still forwards the input (an empty stage 0) and an
+ * excluded sink still receives the results: requests enter and leave there. The stage count
+ * includes an empty stage 0 (so it counts against max_stages).
  *
  * Predicted figures of a plan (SI units: seconds, bytes, joules, watts). Transfers: into each
  * stage s >= 1 (the cut before its first node, from d_{s-1}), and the *delivery* of the outputs
@@ -26,12 +29,16 @@
  *                  are not excluded, or only the battery-powered ones with battery_only;
  *   lifetime       with a rate lambda: min over battery-powered, non-excluded devices of
  *                  capacity_wh * 3600 * (level - floor) / power_d, where power_d = lambda *
- *                  (active_w * busy_d + radio_d) + idle_w * (1 - lambda * busy_d); a device that
- *                  draws no power lives forever (+inf); no battery device: +inf;
+ *                  (active_w * busy_d + radio_d) + idle_w * (1 - lambda * busy_d); a device at
+ *                  or below its floor lives 0 s (never less); one that draws no power
+ *                  (power_d <= 0) lives forever (+inf); no battery device: +inf. Excluded
+ *                  devices count for neither energy nor lifetime;
  *   load latency   with a rate lambda, each stage and each transfer is an M/D/1 queue with
  *                  utilisation u = lambda * service: response = service + lambda * service^2 /
  *                  (2 (1 - u)) (+ the link latency for transfers); summed over the chain;
- *   sustainable    a rate lambda is sustained iff lambda * bottleneck < 1;
+ *   sustainable    a rate lambda is sustained iff lambda * bottleneck < 1; for a plan that
+ *                  does not sustain it, load latency is +inf and lifetime is the formula above
+ *                  taken as is (lambda * busy_d may exceed 1), neither being meaningful;
  *   memory         per stage: weight bytes of its nodes + the largest live_bytes among them;
  *                  it must not exceed its device's memory_bytes.
  * A plan is *feasible* when it is valid, fits in memory, sustains the rate (if given) and meets
@@ -70,7 +77,8 @@ typedef struct hs_device {
     double memory_bytes;  /* weights of its stages + peak activations must fit */
     hs_power power;
     hs_battery battery;
-    bool excluded;        /* gone, or below its battery floor: no stage may run here */
+    bool excluded;        /* gone, or below its battery floor: no non-empty stage may run
+                             here (an excluded source or sink still forwards or receives) */
 } hs_device;
 
 typedef struct hs_link {
@@ -132,7 +140,8 @@ typedef struct hs_constraints {
     double max_latency_s;   /* 0 = no bound; bounds the load latency when a rate is given,
                                else the single-request latency */
     bool battery_only;      /* energy counts battery-powered devices only */
-    int max_stages;         /* longest chain considered; 0 = as many as devices */
+    int max_stages;         /* longest chain considered, an empty stage 0 included; 0 = as
+                               many as devices */
 } hs_constraints;
 
 typedef struct hs_stage {
@@ -145,9 +154,9 @@ typedef struct hs_plan {
     hs_stage stages[HS_MAX_DEVICES];
     /* Predicted figures (filled by hs_plan_evaluate and by the solver). */
     double stage_s[HS_MAX_DEVICES];     /* compute time per stage */
-    double transfer_s[HS_MAX_DEVICES];  /* transfer into stage s (s >= 1) ; [n_stages] is the
-                                           delivery to the sink (0 if none) */
-    double transfer_bytes[HS_MAX_DEVICES];
+    double transfer_s[HS_MAX_DEVICES + 1]; /* transfer into stage s (s >= 1); [n_stages] is
+                                              the delivery to the sink (0 if none) */
+    double transfer_bytes[HS_MAX_DEVICES + 1];
     double delivery_s, delivery_bytes;
     double memory_bytes[HS_MAX_DEVICES]; /* per stage (= per device) */
     double latency_s, bottleneck_s, throughput_rps, energy_j, lifetime_s, load_latency_s;
@@ -167,15 +176,20 @@ hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *c, hs_plan
 double hs_plan_score(const hs_problem *p, const hs_constraints *c, hs_objective o,
                      const hs_plan *plan);
 
-/* Finds a plan minimising hs_plan_score() (ties broken by lower latency). Exact over the plan
- * space above; the complexity of each objective is stated in solver/partition.c. When no plan
- * satisfies the constraints, returns HS_ERR_INFEASIBLE with "no feasible plan: <the binding
- * constraint>". Requires c->rate > 0 for lifetime and load-latency (HS_ERR_INVALID otherwise). */
+/* Finds a plan minimising hs_plan_score(). Ties, for every objective: among the plans of optimal
+ * score, one with the lowest latency_s (the single-request latency, also for load-latency) is
+ * returned; scores that differ only by rounding (about 1e-12 relative) may count as ties or
+ * not. Exact over the plan space above; the complexity of each objective is stated in
+ * solver/partition.c. When no plan satisfies the constraints, returns HS_ERR_INFEASIBLE with
+ * "no feasible plan: <the binding constraint>". Requires c->rate > 0 for lifetime and
+ * load-latency (HS_ERR_INVALID otherwise). */
 hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *c, hs_plan *out,
                    hs_error *err);
 
 /* The exact Pareto front over (latency, throughput, energy): every feasible plan not dominated
- * by another. *out is malloc'd (caller frees), sorted by latency. */
+ * by another. *out is malloc'd (caller frees), sorted by latency. When no plan is feasible,
+ * returns HS_ERR_INFEASIBLE with "no feasible plan: <the binding constraint>" as hs_solve does,
+ * and *out = NULL, *n_out = 0. Its cost grows with the front (see solver/partition.c). */
 hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *c, hs_plan **out,
                           int *n_out, hs_error *err);
 
