@@ -103,6 +103,13 @@ static double md1(double s, double lambda)
     return u >= 1 ? INFINITY : s + lambda * s * s / (2.0 * (1.0 - u));
 }
 
+/* May d run a non-empty stage? Not when excluded, nor when its battery is at or below its
+ * floor (it stops taking work there). */
+static bool can_host(const hs_device *d)
+{
+    return !d->excluded && !(d->battery.present && d->battery.level <= d->battery.floor);
+}
+
 static bool counted(const hs_device *d, const hs_constraints *k)
 {
     return !d->excluded && (!k->battery_only || d->battery.present);
@@ -161,8 +168,9 @@ hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *k, hs_plan
                            c->devices[c->source].name);
         if (st->first == st->last && (s > 0 || S == 1))
             return invalid(err, "stage %d on %s is empty", s, c->devices[d].name);
-        if (st->first < st->last && c->devices[d].excluded)
-            return invalid(err, "stage %d runs on excluded device %s", s, c->devices[d].name);
+        if (st->first < st->last && !can_host(&c->devices[d]))
+            return invalid(err, "stage %d runs on %s, which is excluded or below its battery "
+                           "floor", s, c->devices[d].name);
         if (s > 0 && !has_link(c, plan->stages[s - 1].device, d))
             return invalid(err, "no link %s -> %s", c->devices[plan->stages[s - 1].device].name,
                            c->devices[d].name);
@@ -837,7 +845,7 @@ static hs_status seed_source(search *s)
     int src = s->c->source;
     unsigned mask = source_bit(s);
     hs_status st = s->kind == RELAX_GENERAL ? alloc_states(s, mask) : HS_OK;
-    int last = s->c->devices[src].excluded ? 0 : emax(s, src, 0);
+    int last = can_host(&s->c->devices[src]) ? emax(s, src, 0) : 0;
     if (s->kind != RELAX_GENERAL)
         clear_row(s, mask, src);
     for (int b = 0; b <= last && st == HS_OK; b++) {
@@ -1433,7 +1441,7 @@ static void prepare_rest(search *s)
     for (int i = n - 1; i >= 0; i--) {
         double m = INFINITY, least = INFINITY;
         for (int d = 0; d < s->D; d++) {
-            if (s->c->devices[d].excluded)
+            if (!can_host(&s->c->devices[d]))
                 continue;
             double time = s->p->node_time[(size_t)d * n + i];
             m = fmin(m, time * (s->kind == RELAX_ENERGY ? stage_power(s, d) : 1.0));
@@ -1469,7 +1477,7 @@ static void finish_row(search *s, unsigned mask, int d)
     double shares[HS_MAX_DEVICES];
     int left = s->max_stages - __builtin_popcount(mask), free_devices = 0;
     for (int u = 0; u < s->D; u++) {
-        if ((mask & (1u << u)) || s->c->devices[u].excluded)
+        if ((mask & (1u << u)) || !can_host(&s->c->devices[u]))
             continue;
         int i = free_devices++;
         for (; i > 0 && shares[i - 1] < s->share[u]; i--)
@@ -1575,7 +1583,7 @@ static void probe(search *s, scratch *w)
 {
     int order[HS_MAX_DEVICES], m = 0;
     for (int d = 0; d < s->D; d++) {
-        if (d == s->c->source || s->c->devices[d].excluded)
+        if (d == s->c->source || !can_host(&s->c->devices[d]))
             continue;
         int i = m++;
         for (; i > 0 && pfx(s, order[i - 1], s->n) > pfx(s, d, s->n); i--)
@@ -1635,7 +1643,7 @@ static hs_status run_search(search *s)
         if (s->kind == RELAX_GENERAL && (st = alloc_states(s, mask)) != HS_OK)
             break;
         for (int d = 0; d < s->D && st == HS_OK; d++) {
-            if (!(mask & (1u << d)) || d == s->c->source || s->c->devices[d].excluded ||
+            if (!(mask & (1u << d)) || d == s->c->source || !can_host(&s->c->devices[d]) ||
                 !has_states(s, mask & ~(1u << d)))
                 continue;
             if (s->kind == RELAX_GENERAL) {

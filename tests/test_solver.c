@@ -193,8 +193,11 @@ static ref_eval ref_evaluate(const inst *in, const hs_constraints *c, const hs_s
         if (used[d])
             return r.why = "repeated device", r;
         used[d] = true;
-        /* an excluded device computes nothing; an excluded source still forwards the input */
-        if (cl->devices[d].excluded && st[s].last > st[s].first)
+        /* an excluded device, or one whose battery is at or below its floor, computes
+         * nothing; an excluded source still forwards the input */
+        const hs_device *dv = &cl->devices[d];
+        bool spent = dv->battery.present && dv->battery.level <= dv->battery.floor;
+        if ((dv->excluded || spent) && st[s].last > st[s].first)
             return r.why = "excluded device", r;
         if (st[s].first < 0 || st[s].last > n || st[s].last < st[s].first)
             return r.why = "bad range", r;
@@ -621,7 +624,8 @@ static void gen_instance(uint64_t seed, const gen_opts *opt, inst *in)
     }
 
     /* From a stream of their own, so that the instances of every other seed stay as they were:
-     * an excluded source or sink, a battery below its floor on a device still in use. */
+     * an excluded source or sink, a battery below its floor on a device not excluded (it may
+     * then forward, as the source, but not compute). */
     rng extra = { seed ^ 0x6a09e667f3bcc909ull };
     if (rng_chance(&extra, 0.04))
         cl->devices[cl->source].excluded = true;
@@ -1038,7 +1042,8 @@ Test(hand, errors)
 
 /* The rules solver.h states for the corners: an excluded source still forwards the input (an
  * empty stage 0) and an excluded sink still receives the results; an empty stage 0 counts
- * against max_stages; a battery below its floor lives 0 s; a plan that does not sustain the
+ * against max_stages; a battery below its floor lives 0 s and computes nothing; a plan that
+ * does not sustain the
  * rate has an infinite load latency and the lifetime the formula gives; an empty Pareto front
  * is HS_ERR_INFEASIBLE. */
 Test(hand, header_rules)
@@ -1068,13 +1073,18 @@ Test(hand, header_rules)
                  err.msg);
 
     hand_instance(&in);
-    in.cl.devices[0].battery.level = 0.1; /* below its floor of 0.2, still in use */
-    p = (hs_plan){ .n_stages = 2 };
-    memcpy(p.stages, plan_a, sizeof plan_a);
+    in.cl.devices[0].battery.level = 0.1; /* below its floor of 0.2: it may only forward */
     c = (hs_constraints){ .rate = 20 };
+    expect_invalid(&in, plan_a, 2, "stage on a source below its battery floor");
+    p = (hs_plan){ .n_stages = 2 };
+    memcpy(p.stages, forward, sizeof forward);
     cr_assert_eq(hs_plan_evaluate(&in.p, &c, &p, &err), HS_OK, "%s", err.msg);
     cr_assert_eq(p.lifetime_s, 0, "lifetime %.17g", p.lifetime_s);
-    cr_assert_eq(ref_evaluate(&in, &c, plan_a, 2).lifetime, 0);
+    cr_assert_eq(ref_evaluate(&in, &c, forward, 2).lifetime, 0);
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_LATENCY, &c, &best, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(best.stages[0].last, 0, "a spent source computes nothing");
+    p = (hs_plan){ .n_stages = 2 };
+    memcpy(p.stages, plan_a, sizeof plan_a);
 
     /* 1000 /s on plan A (10 ms stages): cam's power 1000 * (5 * 0.01 + 5.5e-5) + 1 * (1 - 10) */
     hand_instance(&in);

@@ -77,7 +77,8 @@ typedef struct hs_device {
     double memory_bytes;  /* weights of its stages + peak activations must fit */
     hs_power power;
     hs_battery battery;
-    bool excluded;        /* gone, or below its battery floor: no non-empty stage may run
+    bool excluded;        /* gone (set by the runtime, or --set); a battery at or below its
+                             floor is treated the same: no non-empty stage may run
                              here (an excluded source or sink still forwards or receives) */
 } hs_device;
 
