@@ -45,6 +45,8 @@
 #define PROBE_EVERY_S 0.25
 #define PREPARE_TIMEOUT_S 3.0
 #define MAX_ATTEMPTS 5
+#define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
+#define REFINE_GAIN 0.05     /* ... and only when the predicted gain is at least this much */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
                              hs_error *err);
@@ -111,7 +113,7 @@ struct hs_coordinator {
     epoch_rec history[HISTORY];
     uint32_t last_epoch, current, pending;
     bool ready[HS_MAX_DEVICES];
-    double pending_since, next_swap, next_probe, loss_at;
+    double pending_since, next_swap, next_probe, next_refine, loss_at;
     bool replan_wanted;
     unsigned rng;
     /* requests */
@@ -824,6 +826,35 @@ static void on_monitor(hs_coordinator *c, double now)
     }
 }
 
+/* Stage times measured by the workers have been moving the cost model's correction factors
+ * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
+ * the corrected costs, switch: a device slower than its profile said (a source that also runs
+ * this coordinator, say) gets a shorter stage. The margin and the period keep noise from
+ * making the plan flap. */
+static void refine(hs_coordinator *c)
+{
+    epoch_rec *cur = epoch_find(c, c->current);
+    hs_cluster live;
+    hs_problem p;
+    hs_error err;
+    hs_plan now_plan, best;
+    if (!cur || hs_cost_problem(c->costs, &p, &err) != HS_OK)
+        return;
+    live_cluster(c, &live);
+    p.cluster = &live;
+    now_plan = cur->plan;
+    if (hs_plan_evaluate(&p, &c->o.constraints, &now_plan, NULL) != HS_OK ||
+        hs_solve(&p, c->o.objective, &c->o.constraints, &best, NULL) != HS_OK)
+        return;
+    double was = hs_plan_score(&p, &c->o.constraints, c->o.objective, &now_plan);
+    double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
+    if (same_stages(&now_plan, &best) || !(will < was - REFINE_GAIN * fabs(was)))
+        return;
+    logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g",
+          hs_objective_name(c->o.objective), was, will);
+    propose(c, false);
+}
+
 static void on_timers(hs_coordinator *c, double now)
 {
     if (now >= c->next_probe)
@@ -839,6 +870,10 @@ static void on_timers(hs_coordinator *c, double now)
         propose(c, true);
     } else if (c->replan_wanted && !c->pending) {
         propose(c, false);
+    } else if (!c->o.swap_every_ms && !c->pinned && c->current && !c->pending &&
+               now >= c->next_refine) {
+        c->next_refine = now + REFINE_EVERY_S;
+        refine(c);
     }
     double timeout = (c->o.request_timeout_ms > 0 ? c->o.request_timeout_ms : 5000) / 1e3;
     bool any_waiting = false;
@@ -1022,6 +1057,7 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
     double now = hs__now();
     c->next_probe = now + PROBE_EVERY_S;
     c->next_swap = now;
+    c->next_refine = now + REFINE_EVERY_S;
     while (!c->stop) {
         if (zmq_poll(items, 3, TICK_MS) < 0) {
             if (zmq_errno() == EINTR)
