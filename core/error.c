@@ -19,7 +19,7 @@ const char *hs_strerror(hs_status code)
     return "unknown error";
 }
 
-hs_status hs__set_error(hs_error *err, hs_status code, const char *fmt, ...)
+hs_status hs_error_set(hs_error *err, hs_status code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;

@@ -190,7 +190,6 @@ hs_status hs__tensor_from_proto(const Onnx__TensorProto *tp, const char *where, 
 
 /* ---- error formatting shared by the module ---------------------------------------------- */
 
-hs_status hs__set_error(hs_error *err, hs_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define hs__set_error hs_error_set
 
 #endif

@@ -22,12 +22,12 @@ hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_clie
     hs_client *c = calloc(1, sizeof *c);
     hs_net_opts none = {0};
     if (!c)
-        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->in = calloc(1, sizeof *c->in);
     c->out = calloc(1, sizeof *c->out);
     c->ctx = zmq_ctx_new();
     hs_status st = c->in && c->out && c->ctx
-                       ? HS_OK : hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+                       ? HS_OK : hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     hs_socket_opts so;
     char pub[41], sec[41], server[41], id[64];
     if (st == HS_OK)
@@ -48,7 +48,7 @@ hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_clie
         zmq_setsockopt(c->socket, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     }
     if (st == HS_OK && zmq_connect(c->socket, coordinator) != 0)
-        st = hs__set_error_rt(err, HS_ERR_IO, "cannot connect to %s: %s", coordinator,
+        st = hs_error_set(err, HS_ERR_IO, "cannot connect to %s: %s", coordinator,
                               zmq_strerror(zmq_errno()));
     if (st != HS_OK) {
         hs_client_free(c);
@@ -77,7 +77,7 @@ hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
                            uint64_t *request_id, hs_error *err)
 {
     if (n_inputs < 0 || n_inputs > HS_WIRE_MAX_TENSORS)
-        return hs__set_error_rt(err, HS_ERR_INVALID, "%d inputs (at most %d)", n_inputs,
+        return hs_error_set(err, HS_ERR_INVALID, "%d inputs (at most %d)", n_inputs,
                                 HS_WIRE_MAX_TENSORS);
     hs_msg *m = c->out;
     hs_msg_init(m, HS_MSG_SUBMIT);
@@ -101,9 +101,9 @@ hs_status hs_client_receive(hs_client *c, int timeout_ms, hs_result *out, hs_err
     for (;;) {
         int rc = zmq_poll(&item, 1, timeout_ms);
         if (rc < 0)
-            return hs__set_error_rt(err, HS_ERR_IO, "poll: %s", zmq_strerror(zmq_errno()));
+            return hs_error_set(err, HS_ERR_IO, "poll: %s", zmq_strerror(zmq_errno()));
         if (rc == 0)
-            return hs__set_error_rt(err, HS_ERR_IO, "timeout");
+            return hs_error_set(err, HS_ERR_IO, "timeout");
         hs_status st = hs_msg_recv(c->socket, NULL, 0, c->in, ZMQ_DONTWAIT, err);
         if (st == HS_ERR_IO && zmq_errno() == EAGAIN)
             continue;

@@ -924,13 +924,13 @@ static hs_status open_sockets(hs_coordinator *c, hs_error *err)
     zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(c->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (zmq_bind(c->router, c->o.listen) != 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: cannot listen on %s: %s",
+        return hs_error_set(err, HS_ERR_IO, "coordinator: cannot listen on %s: %s",
                                 c->o.listen, zmq_strerror(zmq_errno()));
     snprintf(c->inproc, sizeof c->inproc, "inproc://hs-coordinator-%p", (void *)c);
     /* The embedded worker needs no keys: inproc never leaves the process. ZAP does not apply
      * to inproc. */
     if (zmq_bind(c->router, c->inproc) != 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: inproc bind: %s",
+        return hs_error_set(err, HS_ERR_IO, "coordinator: inproc bind: %s",
                                 zmq_strerror(zmq_errno()));
     c->monitor = hs_monitor_open(c->ctx, c->router, ZMQ_EVENT_DISCONNECTED, err);
     if (!c->monitor)
@@ -943,7 +943,7 @@ static hs_status open_sockets(hs_coordinator *c, hs_error *err)
     snprintf(bind_at, sizeof bind_at, "tcp://%s:0",
              strncmp(c->o.listen, "tcp://127.", 10) == 0 ? "127.0.0.1" : "*");
     if (zmq_bind(c->sink, bind_at) != 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "coordinator: cannot bind the sink: %s",
+        return hs_error_set(err, HS_ERR_IO, "coordinator: cannot bind the sink: %s",
                                 zmq_strerror(zmq_errno()));
     size_t len = sizeof bound;
     zmq_getsockopt(c->sink, ZMQ_LAST_ENDPOINT, bound, &len);
@@ -960,15 +960,15 @@ static hs_status map_model(hs_coordinator *c, hs_error *err)
     const char *path = c->o.model_path;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     hs_status st = HS_OK;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = hs__set_error_rt(err, HS_ERR_IO, "%s: not a regular file", path);
+        st = hs_error_set(err, HS_ERR_IO, "%s: not a regular file", path);
     } else if (sb.st_size > 0) { /* an empty file is left to the loader to reject */
         void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED)
-            st = hs__set_error_rt(err, HS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+            st = hs_error_set(err, HS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         else
             c->model = p, c->model_size = (size_t)sb.st_size;
     }
@@ -1004,21 +1004,21 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
 {
     *out = NULL;
     if (!o->model_path || !o->cluster_path || !o->listen)
-        return hs__set_error_rt(err, HS_ERR_INVALID, "a coordinator needs --model, --cluster "
+        return hs_error_set(err, HS_ERR_INVALID, "a coordinator needs --model, --cluster "
                                 "and --listen");
     hs_coordinator *c = calloc(1, sizeof *c);
     if (!c)
-        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->o = *o;
     c->rng = 12345;
     c->in = calloc(1, sizeof *c->in);
     c->out = calloc(1, sizeof *c->out);
     hs_status st = c->in && c->out && req_grow(c) == HS_OK
-                       ? HS_OK : hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+                       ? HS_OK : hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     if (st == HS_OK)
         st = load_inputs(c, err);
     if (st == HS_OK && !(c->ctx = zmq_ctx_new()))
-        st = hs__set_error_rt(err, HS_ERR_IO, "cannot create a ZeroMQ context");
+        st = hs_error_set(err, HS_ERR_IO, "cannot create a ZeroMQ context");
     if (st == HS_OK)
         st = open_sockets(c, err);
     if (st == HS_OK) {
@@ -1031,7 +1031,7 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
     }
     if (st == HS_OK) {
         if (pthread_create(&c->source_thread, NULL, source_main, c) != 0)
-            st = hs__set_error_rt(err, HS_ERR_NOMEM, "cannot start the source worker thread");
+            st = hs_error_set(err, HS_ERR_NOMEM, "cannot start the source worker thread");
         c->source_started = st == HS_OK;
     }
     if (st != HS_OK) {
@@ -1062,7 +1062,7 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
         if (zmq_poll(items, 3, TICK_MS) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
-            return hs__set_error_rt(err, HS_ERR_IO, "coordinator: poll: %s",
+            return hs_error_set(err, HS_ERR_IO, "coordinator: poll: %s",
                                     zmq_strerror(zmq_errno()));
         }
         now = hs__now();

@@ -66,7 +66,7 @@ hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes,
     file_doc *doc = NULL;
     cyaml_err_t ce = cyaml_load_file(path, &cfg, &doc_schema, (cyaml_data_t **)&doc, NULL);
     if (ce != CYAML_OK || !doc)
-        return hs__set_error_rt(err, HS_ERR_PARSE, "%s: not a plan from 'hotsplit plan --json': "
+        return hs_error_set(err, HS_ERR_PARSE, "%s: not a plan from 'hotsplit plan --json': "
                                 "%s", path, log.text[0] ? log.text : cyaml_strerror(ce));
     hs_status st = HS_OK;
     memset(out, 0, sizeof *out);
@@ -75,10 +75,10 @@ hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes,
         const file_stage *fs = &doc->plan->stages[s];
         int d = hs_cluster_find(c, fs->device);
         if (d < 0)
-            st = hs__set_error_rt(err, HS_ERR_NOTFOUND, "%s: plan.stages[%u].device: no device "
+            st = hs_error_set(err, HS_ERR_NOTFOUND, "%s: plan.stages[%u].device: no device "
                                   "'%s' in %s", path, s, fs->device, c->path);
         else if (fs->first < 0 || fs->last < fs->first || fs->last > n_nodes)
-            st = hs__set_error_rt(err, HS_ERR_INVALID, "%s: plan.stages[%u]: [%d, %d) is not a "
+            st = hs_error_set(err, HS_ERR_INVALID, "%s: plan.stages[%u]: [%d, %d) is not a "
                                   "node range of a %d-node model", path, s, fs->first, fs->last,
                                   n_nodes);
         out->stages[s] = (hs_stage){d, fs->first, fs->last};
@@ -91,16 +91,16 @@ hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes,
     int expect = 0;
     for (int s = 0; s < out->n_stages; s++) {
         if (out->stages[s].first != expect)
-            return hs__set_error_rt(err, HS_ERR_INVALID, "%s: plan.stages[%d] starts at %d, "
+            return hs_error_set(err, HS_ERR_INVALID, "%s: plan.stages[%d] starts at %d, "
                                     "expected %d", path, s, out->stages[s].first, expect);
         expect = out->stages[s].last;
         for (int t = 0; t < s; t++)
             if (out->stages[t].device == out->stages[s].device)
-                return hs__set_error_rt(err, HS_ERR_INVALID, "%s: plan.stages[%d]: device %s "
+                return hs_error_set(err, HS_ERR_INVALID, "%s: plan.stages[%d]: device %s "
                                         "hosts two stages", path, s, c->devices[out->stages[s].device].name);
     }
     if (expect != n_nodes || out->stages[0].device != c->source)
-        return hs__set_error_rt(err, HS_ERR_INVALID, "%s: the plan must start on the source "
+        return hs_error_set(err, HS_ERR_INVALID, "%s: the plan must start on the source "
                                 "(%s) and cover all %d nodes", path,
                                 c->devices[c->source].name, n_nodes);
     return HS_OK;

@@ -18,10 +18,6 @@
 /* The ZMQ_MAXMSGSIZE the network options ask for, in bytes. */
 int64_t hs__max_message(const hs_net_opts *net);
 
-/* Records "message" in err (may be NULL) and returns code. */
-hs_status hs__set_error_rt(hs_error *err, hs_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Seconds on a monotonic clock. */
 double hs__now(void);
 

@@ -7,18 +7,6 @@
 
 #include "runtime_impl.h"
 
-hs_status hs__set_error_rt(hs_error *err, hs_status code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 double hs__now(void)
 {
     struct timespec ts;
@@ -54,7 +42,7 @@ hs_status hs__socket_opts(const hs_net_opts *net, bool server, hs_socket_opts *o
         return HS_OK;
     }
     if (!net->curve_server)
-        return hs__set_error_rt(err, HS_ERR_INVALID, "CURVE needs the coordinator's public key "
+        return hs_error_set(err, HS_ERR_INVALID, "CURVE needs the coordinator's public key "
                                 "file (--curve-server)");
     char unused[41];
     st = hs_curve_load(net->curve_server, server_key, unused, err);
@@ -80,7 +68,7 @@ void *hs__pusher(hs__pushers *p, const char *endpoint, hs_error *err)
     int one = 1;
     zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
     if (zmq_connect(s, endpoint) != 0) {
-        hs__set_error_rt(err, HS_ERR_IO, "cannot connect to %s: %s", endpoint,
+        hs_error_set(err, HS_ERR_IO, "cannot connect to %s: %s", endpoint,
                          zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
@@ -97,7 +85,7 @@ hs_status hs__send_data(void *socket, const hs_msg *m, hs_release_fn release, vo
     if (zmq_poll(&item, 1, HS_SEND_WAIT_MS) <= 0 || !(item.revents & ZMQ_POLLOUT)) {
         if (release)
             release(hint);
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: the next hop is not reachable",
+        return hs_error_set(err, HS_ERR_IO, "%s: the next hop is not reachable",
                                 hs_msg_kind_name(m->kind));
     }
     return hs_msg_send(socket, NULL, m, release, hint, ZMQ_DONTWAIT, err);
@@ -156,7 +144,7 @@ hs_status hs_model_digest(const char *path, uint64_t *digest, hs_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     uint64_t h = HS_DIGEST_SEED;
     unsigned char buf[1 << 16];
     size_t n;
@@ -165,7 +153,7 @@ hs_status hs_model_digest(const char *path, uint64_t *digest, hs_error *err)
     bool failed = ferror(f);
     fclose(f);
     if (failed)
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: read error", path);
+        return hs_error_set(err, HS_ERR_IO, "%s: read error", path);
     *digest = h;
     return HS_OK;
 }
@@ -181,10 +169,10 @@ hs_status hs_keygen(const char *path, hs_error *err)
     snprintf(pub_path, sizeof pub_path, "%s.pub", path);
     FILE *f = fopen(pub_path, "w");
     if (!f)
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: cannot create: %s", pub_path,
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot create: %s", pub_path,
                                 strerror(errno));
     bool ok = fprintf(f, "public: %s\n", pub) > 0;
     if (fclose(f) != 0 || !ok)
-        return hs__set_error_rt(err, HS_ERR_IO, "%s: write failed", pub_path);
+        return hs_error_set(err, HS_ERR_IO, "%s: write failed", pub_path);
     return HS_OK;
 }

@@ -80,7 +80,7 @@ static shared_exec *exec_acquire(hs_worker *w, int first, int last, hs_error *er
             free_slot = e;
     }
     if (!free_slot) {
-        hs__set_error_rt(err, HS_ERR_NOMEM, "more than %d node ranges prepared at once",
+        hs_error_set(err, HS_ERR_NOMEM, "more than %d node ranges prepared at once",
                          MAX_EXECS);
         return NULL;
     }
@@ -136,7 +136,7 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
         const hs_wire_stage *st = &plan->stages[s];
         if (st->first < 0 || st->last > n || st->first > st->last ||
             (s > 0 && st->first != plan->stages[s - 1].last))
-            return hs__set_error_rt(err, HS_ERR_INVALID, "plan %u: stage %d [%d, %d) does not "
+            return hs_error_set(err, HS_ERR_INVALID, "plan %u: stage %d [%d, %d) does not "
                                     "fit a model of %d nodes", plan->epoch, s, st->first,
                                     st->last, n);
         if (strcmp(st->device, w->name) == 0)
@@ -178,13 +178,13 @@ static hs_status send_control(hs_worker *w, hs_msg *m, hs_error *err)
 
 static hs_status no_answer(const hs_worker *w, hs_error *err)
 {
-    return hs__set_error_rt(err, HS_ERR_IO, "worker %s: no answer from the coordinator at %s "
+    return hs_error_set(err, HS_ERR_IO, "worker %s: no answer from the coordinator at %s "
                             "in %d s", w->name, w->coordinator, w->answer_timeout_s);
 }
 
 static hs_status refused(const hs_worker *w, const hs_msg *welcome, hs_error *err)
 {
-    return hs__set_error_rt(err, (hs_status)welcome->status, "coordinator refused %s: %s",
+    return hs_error_set(err, (hs_status)welcome->status, "coordinator refused %s: %s",
                             w->name, welcome->reason);
 }
 
@@ -201,7 +201,7 @@ static hs_status await_answer(hs_worker *w, hs_msg_kind want, hs_error *err)
         if (rc == 0)
             return no_answer(w, err);
         if (rc < 0 && zmq_errno() != EINTR)
-            return hs__set_error_rt(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
+            return hs_error_set(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
                                     zmq_strerror(zmq_errno()));
         hs_error merr;
         hs_status st = rc < 0 ? HS_ERR_IO
@@ -243,12 +243,12 @@ static hs_status fetch_model(hs_worker *w, hs_error *err)
             total = m->total;
             digest = m->model_digest;
             if (!(file = malloc(total ? (size_t)total : 1)))
-                st = hs__set_error_rt(err, HS_ERR_NOMEM, "worker %s: out of memory for a "
+                st = hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory for a "
                                       "model of %llu bytes", w->name, (unsigned long long)total);
         }
         if (st == HS_OK && (m->offset != offset || m->total != total ||
                             m->model_digest != digest || (!m->chunk_size && offset < total)))
-            st = hs__set_error_rt(err, HS_ERR_PARSE, "worker %s: the coordinator's chunk at "
+            st = hs_error_set(err, HS_ERR_PARSE, "worker %s: the coordinator's chunk at "
                                   "offset %llu does not continue the model at %llu of %llu "
                                   "bytes", w->name, (unsigned long long)m->offset,
                                   (unsigned long long)offset, (unsigned long long)total);
@@ -260,7 +260,7 @@ static hs_status fetch_model(hs_worker *w, hs_error *err)
     } while (st == HS_OK && offset < total);
 
     if (st == HS_OK && hs__digest_update(HS_DIGEST_SEED, file, (size_t)total) != digest)
-        st = hs__set_error_rt(err, HS_ERR_PARSE, "worker %s: the model fetched from %s does "
+        st = hs_error_set(err, HS_ERR_PARSE, "worker %s: the model fetched from %s does "
                               "not match its digest %016llx", w->name, w->coordinator,
                               (unsigned long long)digest);
     if (st == HS_OK) {
@@ -462,7 +462,7 @@ static hs_status open_sockets(hs_worker *w, hs_error *err)
     if (!w->control)
         return HS_ERR_IO;
     if (zmq_connect(w->control, w->coordinator) != 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "worker %s: cannot connect to %s: %s", w->name,
+        return hs_error_set(err, HS_ERR_IO, "worker %s: cannot connect to %s: %s", w->name,
                                 w->coordinator, zmq_strerror(zmq_errno()));
     /* Data comes from peers that are the coordinator's clients too: no CURVE server role
      * here keeps key management to one allow-list at the coordinator. */
@@ -474,7 +474,7 @@ static hs_status open_sockets(hs_worker *w, hs_error *err)
     if (!w->data)
         return HS_ERR_IO;
     if (zmq_bind(w->data, w->listen) != 0)
-        return hs__set_error_rt(err, HS_ERR_IO, "worker %s: cannot listen on %s: %s", w->name,
+        return hs_error_set(err, HS_ERR_IO, "worker %s: cannot listen on %s: %s", w->name,
                                 w->listen, zmq_strerror(zmq_errno()));
     char bound[HS_WIRE_ENDPOINT_MAX];
     size_t len = sizeof bound;
@@ -488,7 +488,7 @@ static hs_status open_sockets(hs_worker *w, hs_error *err)
 static hs_status worker_init(hs_worker *w, const hs_worker_opts *o, hs_error *err)
 {
     if (!o->name || !*o->name || !o->coordinator)
-        return hs__set_error_rt(err, HS_ERR_INVALID, "a worker needs --name and --coordinator");
+        return hs_error_set(err, HS_ERR_INVALID, "a worker needs --name and --coordinator");
     snprintf(w->name, sizeof w->name, "%s", o->name);
     snprintf(w->coordinator, sizeof w->coordinator, "%s", o->coordinator);
     snprintf(w->listen, sizeof w->listen, "%s", o->listen ? o->listen : "tcp://*:0");
@@ -500,7 +500,7 @@ static hs_status worker_init(hs_worker *w, const hs_worker_opts *o, hs_error *er
     w->in = calloc(1, sizeof *w->in);
     w->out = calloc(1, sizeof *w->out);
     if (!w->in || !w->out)
-        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     return HS_OK;
 }
 
@@ -509,7 +509,7 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     *out = NULL;
     hs_worker *w = calloc(1, sizeof *w);
     if (!w)
-        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     hs_status st = worker_init(w, o, err);
     w->answer_timeout_s = HS_ANSWER_TIMEOUT_S;
     if (st == HS_OK && o->model_path) {
@@ -517,14 +517,14 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
         if (st == HS_OK)
             st = hs_graph_load_onnx(o->model_path, NULL, &w->own_graph, err);
     } else if (st == HS_OK && hs__max_message(&w->net) < HS_WIRE_CHUNK_MAX) {
-        st = hs__set_error_rt(err, HS_ERR_INVALID, "worker %s: fetching the model takes "
+        st = hs_error_set(err, HS_ERR_INVALID, "worker %s: fetching the model takes "
                               "--max-message-mb %u or more", w->name, HS_WIRE_CHUNK_MAX >> 20);
     }
     if (st == HS_OK) {
         w->ctx = zmq_ctx_new();
         w->own_ctx = true;
         st = w->ctx ? open_sockets(w, err)
-                    : hs__set_error_rt(err, HS_ERR_IO, "cannot create a ZeroMQ context");
+                    : hs_error_set(err, HS_ERR_IO, "cannot create a ZeroMQ context");
     }
     if (st == HS_OK && !o->model_path)
         st = fetch_model(w, err);
@@ -543,7 +543,7 @@ hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_g
     *out = NULL;
     hs_worker *w = calloc(1, sizeof *w);
     if (!w)
-        return hs__set_error_rt(err, HS_ERR_NOMEM, "out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     hs_status st = worker_init(w, o, err);
     w->g = g;
     w->digest = digest;
@@ -618,7 +618,7 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
                 continue;
             if (zmq_errno() == ETERM)
                 break;
-            return hs__set_error_rt(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
+            return hs_error_set(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
                                     zmq_strerror(zmq_errno()));
         }
         /* Control first, and again between data messages: a PREPARE must not wait behind a

@@ -130,18 +130,6 @@ static const cyaml_schema_value_t cluster_schema = {
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
-static hs_status set_error(hs_error *err, hs_status code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 typedef enum range { R_POSITIVE, R_NONNEG, R_UNIT, R_UNIT_OPEN } range;
 
 /* true if v is finite and within r; otherwise false with the reason ("must be > 0, got -2"). */
@@ -314,7 +302,7 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
     hs_status st = HS_OK;
 
     if (!yaml_parser_initialize(&parser))
-        return set_error(err, HS_ERR_NOMEM, "%s: cannot initialise the YAML parser", file);
+        return hs_error_set(err, HS_ERR_NOMEM, "%s: cannot initialise the YAML parser", file);
     yaml_parser_set_input_string(&parser, buf, len);
     for (bool done = false; !done;) {
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -324,7 +312,7 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
                          parser.context_mark.line + 1);
             else if (parser.context)
                 snprintf(ctx, sizeof ctx, " %s", parser.context);
-            st = set_error(err, HS_ERR_PARSE, "%s:%zu: %s%sYAML syntax error: %s%s", file,
+            st = hs_error_set(err, HS_ERR_PARSE, "%s:%zu: %s%sYAML syntax error: %s%s", file,
                            parser.problem_mark.line + 1, path, *path ? ": " : "",
                            parser.problem ? parser.problem : "unknown", ctx);
             break;
@@ -337,7 +325,7 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
             break;
         case YAML_DOCUMENT_START_EVENT:
             if (++documents > 1) {
-                st = set_error(err, HS_ERR_PARSE, "%s:%d: more than one YAML document", file,
+                st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: more than one YAML document", file,
                                line);
                 done = true;
             }
@@ -346,20 +334,20 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
         case YAML_ALIAS_EVENT:
             if (depth > 0 && !stack[depth - 1].is_seq && stack[depth - 1].want_key) {
                 if (ev.type == YAML_ALIAS_EVENT) {
-                    st = set_error(err, HS_ERR_PARSE, "%s:%d: %s%san alias as a key is not "
+                    st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s%san alias as a key is not "
                                    "supported", file, line, path, *path ? ": " : "");
                     done = true;
                     break;
                 }
                 path_key(path, (const char *)ev.data.scalar.value);
                 if (map_find(m, path)) {
-                    st = set_error(err, HS_ERR_PARSE, "%s:%d: %s: duplicate key (first on line "
+                    st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s: duplicate key (first on line "
                                    "%d)", file, line, path, line_of(m, path));
                     done = true;
                     break;
                 }
                 if (!map_add(m, path, line)) {
-                    st = set_error(err, HS_ERR_NOMEM, "%s: out of memory", file);
+                    st = hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", file);
                     done = true;
                     break;
                 }
@@ -371,7 +359,7 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
                              YAML_PLAIN_SCALAR_STYLE && (ev.data.scalar.length == 0 ||
                              strcmp((const char *)ev.data.scalar.value, "~") == 0 ||
                              strcmp((const char *)ev.data.scalar.value, "null") == 0);
-                st = set_error(err, HS_ERR_PARSE, empty ? "%s:%d: empty file: expected source, "
+                st = hs_error_set(err, HS_ERR_PARSE, empty ? "%s:%d: empty file: expected source, "
                                "devices and links" : "%s:%d: expected a mapping (source, "
                                "devices, links) at the top level", file, line);
                 done = true;
@@ -392,19 +380,19 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
         case YAML_MAPPING_START_EVENT:
         case YAML_SEQUENCE_START_EVENT:
             if (depth > 0 && !stack[depth - 1].is_seq && stack[depth - 1].want_key) {
-                st = set_error(err, HS_ERR_PARSE, "%s:%d: %s%sa mapping or list as a key is "
+                st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s%sa mapping or list as a key is "
                                "not supported", file, line, path, *path ? ": " : "");
                 done = true;
                 break;
             }
             if (depth == 0 && ev.type == YAML_SEQUENCE_START_EVENT) {
-                st = set_error(err, HS_ERR_PARSE, "%s:%d: expected a mapping (source, devices, "
+                st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: expected a mapping (source, devices, "
                                "links) at the top level, got a list", file, line);
                 done = true;
                 break;
             }
             if (depth == MAX_DEPTH) {
-                st = set_error(err, HS_ERR_PARSE, "%s:%d: %s: nested too deeply", file, line,
+                st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s: nested too deeply", file, line,
                                path);
                 done = true;
                 break;
@@ -424,7 +412,7 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
             if (depth > 0 && stack[depth - 1].is_seq) {
                 path_index(path, stack[depth - 1].index++);
                 if (!map_add(m, path, line)) {
-                    st = set_error(err, HS_ERR_NOMEM, "%s: out of memory", file);
+                    st = hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", file);
                     done = true;
                 }
             }
@@ -442,9 +430,9 @@ static hs_status map_lines(const char *file, const unsigned char *buf, size_t le
         yaml_event_delete(&ev);
     }
     if (st == HS_OK && bad_number_line)
-        st = set_error(err, HS_ERR_PARSE, "%s:%d: %s", file, bad_number_line, bad_number);
+        st = hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s", file, bad_number_line, bad_number);
     if (st == HS_OK && !root_seen)
-        st = set_error(err, HS_ERR_PARSE, "%s:1: empty file: expected source, devices and links",
+        st = hs_error_set(err, HS_ERR_PARSE, "%s:1: empty file: expected source, devices and links",
                        file);
     yaml_parser_delete(&parser);
     return st;
@@ -580,8 +568,8 @@ static hs_status cyaml_failure(const char *file, cyaml_err_t e, const cy_log *lo
      * line is that of the event it stopped at, used only when there is no path at all. */
     int line = path[0] || !cy_line ? line_of(m, path) : cy_line;
     if (e == CYAML_ERR_OOM)
-        return set_error(err, HS_ERR_NOMEM, "%s: out of memory", file);
-    return set_error(err, HS_ERR_PARSE, "%s:%d: %s%s%s", file, line, path[0] ? path : "",
+        return hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", file);
+    return hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s%s%s", file, line, path[0] ? path : "",
                      path[0] ? ": " : "", reason);
 }
 
@@ -602,7 +590,7 @@ static hs_status fail_at(const load_ctx *x, hs_status code, const char *path, co
         va_start(ap, fmt);
         vsnprintf(reason, sizeof reason, fmt, ap);
         va_end(ap);
-        set_error(x->err, code, "%s:%d: %s: %s", x->file, line_of(x->map, path), path, reason);
+        hs_error_set(x->err, code, "%s:%d: %s: %s", x->file, line_of(x->map, path), path, reason);
     }
     return code;
 }
@@ -765,11 +753,11 @@ static hs_status read_file(const char *file, unsigned char **out, size_t *len, h
 {
     FILE *f = fopen(file, "rb");
     if (!f)
-        return set_error(err, HS_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
     unsigned char *buf = malloc(MAX_FILE_BYTES + 1);
     if (!buf) {
         fclose(f);
-        return set_error(err, HS_ERR_NOMEM, "%s: out of memory", file);
+        return hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", file);
     }
     size_t n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
     bool bad = ferror(f);
@@ -777,11 +765,11 @@ static hs_status read_file(const char *file, unsigned char **out, size_t *len, h
     fclose(f);
     if (bad) {
         free(buf);
-        return set_error(err, HS_ERR_IO, "%s: cannot read: %s", file, strerror(saved));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot read: %s", file, strerror(saved));
     }
     if (n > MAX_FILE_BYTES) {
         free(buf);
-        return set_error(err, HS_ERR_IO, "%s: larger than %d bytes; not a cluster file", file,
+        return hs_error_set(err, HS_ERR_IO, "%s: larger than %d bytes; not a cluster file", file,
                          MAX_FILE_BYTES);
     }
     *out = buf;
@@ -808,7 +796,7 @@ hs_status hs_cluster_load(const char *path, hs_cluster *out, hs_error *err)
     log = calloc(1, sizeof *log);
     c = calloc(1, sizeof *c);
     if (!log || !c) {
-        st = set_error(err, HS_ERR_NOMEM, "%s: out of memory", path);
+        st = hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", path);
         goto fail_alloc;
     }
     const cyaml_config_t config = {
@@ -822,7 +810,7 @@ hs_status hs_cluster_load(const char *path, hs_cluster *out, hs_error *err)
         goto fail_alloc;
     }
     if (!y) { /* map_lines rejects an empty file first; kept for safety */
-        st = set_error(err, HS_ERR_PARSE, "%s:1: empty file", path);
+        st = hs_error_set(err, HS_ERR_PARSE, "%s:1: empty file", path);
         goto fail_alloc;
     }
 
@@ -888,23 +876,23 @@ static hs_status set_link(hs_cluster *c, const char *a, const char *from, const 
 {
     int f = hs_cluster_find(c, from), t = hs_cluster_find(c, to);
     if (f < 0 || t < 0)
-        return set_error(err, HS_ERR_NOTFOUND, "--set %s: no device named '%s'", a,
+        return hs_error_set(err, HS_ERR_NOTFOUND, "--set %s: no device named '%s'", a,
                          f < 0 ? from : to);
     if (f == t)
-        return set_error(err, HS_ERR_INVALID, "--set %s: a link from '%s' to itself", a, from);
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: a link from '%s' to itself", a, from);
     bool bandwidth = strcmp(field, "bandwidth_mbps") == 0;
     if (!bandwidth && strcmp(field, "latency_ms") != 0)
-        return set_error(err, HS_ERR_INVALID, "--set %s: unknown link field '%s' (expected "
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: unknown link field '%s' (expected "
                          "bandwidth_mbps or latency_ms)", a, field);
     double v;
     char why[128];
     if (!parse_number(value, &v))
-        return set_error(err, HS_ERR_PARSE, "--set %s: expected a number, got '%s'", a, value);
+        return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected a number, got '%s'", a, value);
     if (!check_range(v, bandwidth ? R_POSITIVE : R_NONNEG, why, sizeof why))
-        return set_error(err, HS_ERR_INVALID, "--set %s: %s", a, why);
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: %s", a, why);
     hs_link *ab = &c->links[f][t], *ba = &c->links[t][f];
     if (!bandwidth && (ab->bandwidth_bps <= 0 || (both_ways && ba->bandwidth_bps <= 0)))
-        return set_error(err, HS_ERR_NOTFOUND, "--set %s: no link %s->%s (set its "
+        return hs_error_set(err, HS_ERR_NOTFOUND, "--set %s: no link %s->%s (set its "
                          "bandwidth_mbps first to create it)", a,
                          ab->bandwidth_bps <= 0 ? from : to, ab->bandwidth_bps <= 0 ? to : from);
     if (bandwidth) {
@@ -924,11 +912,11 @@ static hs_status set_device(hs_cluster *c, const char *a, const char *name, cons
 {
     int i = hs_cluster_find(c, name);
     if (i < 0)
-        return set_error(err, HS_ERR_NOTFOUND, "--set %s: no device named '%s'", a, name);
+        return hs_error_set(err, HS_ERR_NOTFOUND, "--set %s: no device named '%s'", a, name);
     hs_device *d = &c->devices[i];
     if (strcmp(field, "excluded") == 0) {
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
-            return set_error(err, HS_ERR_PARSE, "--set %s: expected true or false, got '%s'", a,
+            return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected true or false, got '%s'", a,
                              value);
         d->excluded = strcmp(value, "true") == 0;
         return HS_OK;
@@ -939,19 +927,19 @@ static hs_status set_device(hs_cluster *c, const char *a, const char *name, cons
         if (strcmp(device_fields_set[k].name, field) == 0)
             df = &device_fields_set[k];
     if (!df)
-        return set_error(err, HS_ERR_INVALID, "--set %s: unknown device field '%s' (expected "
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: unknown device field '%s' (expected "
                          "speed, memory_mb, power.{idle_w,active_w,tx_nj_per_byte,"
                          "rx_nj_per_byte}, battery.{capacity_wh,level,floor} or excluded)", a,
                          field);
     if (df->battery && !d->battery.present)
-        return set_error(err, HS_ERR_INVALID, "--set %s: '%s' is mains powered (no battery)", a,
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: '%s' is mains powered (no battery)", a,
                          name);
     double v;
     char why[128];
     if (!parse_number(value, &v))
-        return set_error(err, HS_ERR_PARSE, "--set %s: expected a number, got '%s'", a, value);
+        return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected a number, got '%s'", a, value);
     if (!check_range(v, df->r, why, sizeof why))
-        return set_error(err, HS_ERR_INVALID, "--set %s: %s", a, why);
+        return hs_error_set(err, HS_ERR_INVALID, "--set %s: %s", a, why);
     *(double *)((char *)d + df->offset) = v * df->scale;
     return HS_OK;
 }
@@ -971,16 +959,16 @@ hs_status hs_cluster_set(hs_cluster *c, const char *assignment, hs_error *err)
     char lhs[2 * HS_NAME_MAX + 64];
     const char *eq = strchr(a, '=');
     if (!eq)
-        return set_error(err, HS_ERR_PARSE, "--set %s: expected DEVICE.FIELD=VALUE or "
+        return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected DEVICE.FIELD=VALUE or "
                          "FROM-TO.FIELD=VALUE", a);
     if ((size_t)(eq - a) >= sizeof lhs)
-        return set_error(err, HS_ERR_PARSE, "--set %.64s...: target too long", a);
+        return hs_error_set(err, HS_ERR_PARSE, "--set %.64s...: target too long", a);
     memcpy(lhs, a, (size_t)(eq - a));
     lhs[eq - a] = '\0';
     const char *value = eq + 1;
     char *dot = strchr(lhs, '.');
     if (!dot || dot == lhs || !dot[1])
-        return set_error(err, HS_ERR_PARSE, "--set %s: expected DEVICE.FIELD=VALUE or "
+        return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected DEVICE.FIELD=VALUE or "
                          "FROM-TO.FIELD=VALUE", a);
     *dot = '\0';
     const char *field = dot + 1;
@@ -990,7 +978,7 @@ hs_status hs_cluster_set(hs_cluster *c, const char *assignment, hs_error *err)
         char *to = arrow ? arrow + 2 : dash + 1;
         *(arrow ? arrow : dash) = '\0';
         if (!lhs[0] || !to[0] || strpbrk(to, "->"))
-            return set_error(err, HS_ERR_PARSE, "--set %s: expected FROM-TO or FROM->TO before "
+            return hs_error_set(err, HS_ERR_PARSE, "--set %s: expected FROM-TO or FROM->TO before "
                              "the field", a);
         return set_link(c, a, lhs, to, !arrow, field, value, err);
     }

@@ -103,7 +103,7 @@ static hs_status load_device_profile(hs_cost_model *m, int d, hs_error *err)
     hs_status st = hs_profile_load(path, &dp->profile, &perr);
     if (st != HS_OK) {
         dp->file[0] = '\0';
-        return hs__cost_fail(err, st, "%s: devices.%s.profile: %s", m->c->path, dv->name,
+        return hs_error_set(err, st, "%s: devices.%s.profile: %s", m->c->path, dv->name,
                              perr.msg);
     }
     for (int i = 0; i < m->n; i++)
@@ -120,7 +120,7 @@ hs_status hs_cost_model_new(const hs_graph *g, const hs_cluster *c, const hs_pro
     int n = hs_graph_node_count(g);
     hs_cost_model *m = calloc(1, sizeof *m);
     if (!m)
-        return hs__cost_fail(err, HS_ERR_NOMEM, "cost model: out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "cost model: out of memory");
     m->g = g;
     m->c = c;
     m->ref = ref;
@@ -138,7 +138,7 @@ hs_status hs_cost_model_new(const hs_graph *g, const hs_cluster *c, const hs_pro
     }
     if (!ok) {
         hs_cost_model_free(m);
-        return hs__cost_fail(err, HS_ERR_NOMEM, "cost model: out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "cost model: out of memory");
     }
     for (int i = 0; i < n; i++)
         m->ref_time[i] = ref ? hs_profile_node_time(ref, g, i) : analytic_time(g, i);

@@ -40,9 +40,6 @@ double hs__node_bytes(const hs_graph *g, int i);
 bool hs__nnls_fit(const double *flops, const double *bytes, const double *t, int n,
                   const bool use[3], double coef[3]);
 
-/* Writes "fmt..." into err (may be NULL) with the code; returns code. */
-hs_status hs__cost_fail(hs_error *err, hs_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* The global regression of a profile (all nodes): what unknown classes fall back to. */
 void hs__profile_global(const hs_profile *p, hs_profile_class *out);

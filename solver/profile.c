@@ -130,20 +130,6 @@ struct hs_profile {
     int *order;          /* node indices sorted by (name, op, shape) for lookups */
 };
 
-/* ---- errors ------------------------------------------------------------------------------ */
-
-hs_status hs__cost_fail(hs_error *err, hs_status code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- op classes -------------------------------------------------------------------------- */
 
 static bool op_in(const char *op, const char *const *list)
@@ -450,7 +436,7 @@ static hs_status index_profile(hs_profile *p, hs_error *err)
         p->class_fit[hs__op_class_find(d->classes[k].name)] = (int)k;
     p->order = malloc((d->nodes_count ? d->nodes_count : 1) * sizeof *p->order);
     if (!p->order)
-        return hs__cost_fail(err, HS_ERR_NOMEM, "profile: out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "profile: out of memory");
     for (unsigned s = 0; s < d->nodes_count; s++)
         p->order[s] = (int)s;
     sort_doc = d;
@@ -603,7 +589,7 @@ static hs_status fit_doc(prof_doc *d, hs_error *err)
     d->classes = calloc(HS_CLASS_COUNT, sizeof *d->classes);
     if (!scratch || !d->classes) {
         free(scratch);
-        return hs__cost_fail(err, HS_ERR_NOMEM, "profile: out of memory");
+        return hs_error_set(err, HS_ERR_NOMEM, "profile: out of memory");
     }
     double *fl = scratch, *by = scratch + n, *t = scratch + 2 * n;
     fit_class(d, -1, FIT_FULL, &d->global, fl, by, t);
@@ -658,7 +644,7 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
     hs_profile *p = calloc(1, sizeof *p);
     prof_doc *d = calloc(1, sizeof *d);
     if (!in || !samples || !p || !d) {
-        st = hs__cost_fail(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
+        st = hs_error_set(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
         goto fail;
     }
     p->doc = d;
@@ -667,7 +653,7 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
     int n_out = hs_exec_output_count(x);
     outs = calloc((size_t)n_out + 1, sizeof *outs);
     if (!outs) {
-        st = hs__cost_fail(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
+        st = hs_error_set(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
         goto fail;
     }
     /* Inputs: a fixed pseudo-random pattern in [-1, 1) (zeros for integer inputs). */
@@ -677,7 +663,7 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
         size_t bytes = hs_tensor_nbytes(&in[k]);
         in[k].data = calloc(1, bytes ? bytes : 1);
         if (!in[k].data) {
-            st = hs__cost_fail(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
+            st = hs_error_set(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
             goto fail;
         }
         if (in[k].dtype == HS_F32) {
@@ -711,7 +697,7 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
     d->repeats = repeats;
     d->nodes = calloc((size_t)n + 1, sizeof *d->nodes);
     if (!d->model || !d->machine.blas_core || !d->machine.cpu || !d->nodes) {
-        st = hs__cost_fail(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
+        st = hs_error_set(err, HS_ERR_NOMEM, "%s: profile: out of memory", hs_graph_name(g));
         goto fail;
     }
     for (int i = 0; i < n; i++) {
@@ -724,7 +710,7 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
         pn->class_name = (char *)hs_op_class(g, i);
         pn->shape = malloc(((size_t)ni.output.ndim + 1) * sizeof *pn->shape);
         if (!pn->name || !pn->op || !pn->shape) {
-            st = hs__cost_fail(err, HS_ERR_NOMEM, "%s: profile: out of memory",
+            st = hs_error_set(err, HS_ERR_NOMEM, "%s: profile: out of memory",
                                hs_graph_name(g));
             goto fail;
         }
@@ -798,7 +784,7 @@ hs_status hs_profile_save(const hs_profile *p, const char *path, hs_error *err)
     const prof_doc *d = p->doc;
     FILE *f = fopen(path, "w");
     if (!f)
-        return hs__cost_fail(err, HS_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     fprintf(f, "# hotsplit profile: median seconds of every node of a model measured on one\n"
                "# machine, and per op class the fit time = sec_per_flop * flops +\n"
                "# sec_per_byte * bytes + sec_fixed (bytes = input + weight + output bytes).\n");
@@ -831,7 +817,7 @@ hs_status hs_profile_save(const hs_profile *p, const char *path, hs_error *err)
                 pn->seconds);
     }
     if (ferror(f) | (fclose(f) != 0))
-        return hs__cost_fail(err, HS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     return HS_OK;
 }
 
@@ -1041,8 +1027,8 @@ static hs_status bad_field(hs_error *err, const char *file, const char *field, c
     va_end(ap);
     int line = yaml_line_of(file, field);
     if (line > 0)
-        return hs__cost_fail(err, HS_ERR_PARSE, "%s:%d: %s: %s", file, line, field, reason);
-    return hs__cost_fail(err, HS_ERR_PARSE, "%s: %s: %s", file, field, reason);
+        return hs_error_set(err, HS_ERR_PARSE, "%s:%d: %s: %s", file, line, field, reason);
+    return hs_error_set(err, HS_ERR_PARSE, "%s: %s: %s", file, field, reason);
 }
 
 static bool finite_nonneg(double v) { return isfinite(v) && v >= 0; }
@@ -1139,7 +1125,7 @@ hs_status hs_profile_load(const char *path, hs_profile **out, hs_error *err)
     *out = NULL;
     FILE *probe = fopen(path, "rb");
     if (!probe)
-        return hs__cost_fail(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return hs_error_set(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     fclose(probe);
 
     load_log lg;
@@ -1181,16 +1167,16 @@ hs_status hs_profile_load(const char *path, hs_profile **out, hs_error *err)
         if (lg.line > 0)
             snprintf(line_part, sizeof line_part, ":%d", lg.line);
         if (key)
-            return hs__cost_fail(err, HS_ERR_PARSE, "%s%s: %s: unknown field", path, line_part,
+            return hs_error_set(err, HS_ERR_PARSE, "%s%s: %s: unknown field", path, line_part,
                                  field);
-        return hs__cost_fail(err, HS_ERR_PARSE, "%s%s: %s: %s", path, line_part, field, reason);
+        return hs_error_set(err, HS_ERR_PARSE, "%s%s: %s: %s", path, line_part, field, reason);
     }
     if (!d)
-        return hs__cost_fail(err, HS_ERR_PARSE, "%s: empty file: not a hotsplit profile", path);
+        return hs_error_set(err, HS_ERR_PARSE, "%s: empty file: not a hotsplit profile", path);
     hs_profile *p = calloc(1, sizeof *p);
     if (!p) {
         cyaml_free(&cfg, &doc_schema, d, 0);
-        return hs__cost_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
+        return hs_error_set(err, HS_ERR_NOMEM, "%s: out of memory", path);
     }
     p->doc = d;
     p->from_cyaml = true;

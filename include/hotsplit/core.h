@@ -52,6 +52,11 @@ typedef struct hs_error {
 /* Static string for a status code; never NULL. */
 const char *hs_strerror(hs_status code);
 
+/* Fills err (when not NULL) with code and a printf-style one-line detail; returns code. For
+ * code built on hotsplit: its own modules report errors through it too. */
+hs_status hs_error_set(hs_error *err, hs_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- tensors ----------------------------------------------------------------------------- */
 
 #define HS_MAX_DIMS 8
