@@ -19,9 +19,16 @@
  *                       caps move both ends of the window monotonically). Energy carries the
  *                       pair (energy, latency) compared lexicographically: exact ties fall to
  *                       the faster plan. Total O(S D^2 n).
- *   throughput          O(n): min over starts of max(B(a), stage time), a monotone deque (see
- *                       relax_bottleneck); then a latency pass with the optimal bottleneck as a
- *                       cap on every stage and link breaks ties. Total O(S D^2 n), twice.
+ *   throughput          by thresholds (least_bottleneck): the optimum is a stage time or a
+ *                       link service, and whether some plan keeps all of them within T is a
+ *                       boolean DP over bitsets of positions, O(S D (D n / 64 + r)) for r runs
+ *                       of reachable ends. Checks close in on the optimum between the best plan
+ *                       known (its chain split at best, a min-max DP in O(D n)) and the largest
+ *                       infeasible T: 1 to 12 on random 300 x 8 instances; after 16, the DP (a
+ *                       monotone deque, see relax_bottleneck) finishes, O(S D^2 n). Then a
+ *                       latency pass with the optimum as a cap on every stage and link breaks
+ *                       ties, on the states that can still finish under it (the same boolean DP
+ *                       run backwards). Total O(S D^2 n) once, plus the checks.
  *   load latency        O(n log n): the M/D/1 stage cost is convex in the stage time, so the
  *                       costs are Monge and divide and conquer finds every best start; ties on
  *                       (load, latency) lexicographically. Total O(S D (D n + n log n)).
@@ -39,10 +46,11 @@
  * among the devices still free) is worse than a finished chain is dropped, and so are states
  * that can no longer reach a free device or fit the rest under a bottleneck cap; later device
  * sets skip the dropped spans. A first chain through the devices, fastest first, supplies a
- * finished chain from the start. This changes no bound above but often most of the work: on
- * the 300 nodes x 8 devices benchmark, latency relaxes about a tenth of the states and
- * throughput about half (its bound stays weak while many partial chains share a bottleneck).
- * Memory: O(S D n) per criterion, plus O(D^2 n) of tables.
+ * finished chain from the start (for throughput's latency pass, the plan of the optimal
+ * bottleneck). This changes no bound above but often most of the work: on the 300 nodes x 8
+ * devices benchmark, latency relaxes about a tenth of the states, throughput's latency pass
+ * 32 of the 448 (device set, last device) rows.
+ * Memory: O(S D n) per criterion, plus O(D^2 n) of tables and O(S D n / 64) words of bitsets.
  */
 #include <assert.h>
 #include <float.h>
@@ -54,9 +62,6 @@
 #include <string.h>
 
 #include "hotsplit/solver.h"
-
-hs_status hs__set_error(hs_error *err, hs_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 static const char *const objective_names[] = {
     [HS_OBJ_LATENCY] = "latency",   [HS_OBJ_THROUGHPUT] = "throughput",
@@ -139,7 +144,7 @@ static hs_status invalid(hs_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return hs__set_error(err, HS_ERR_INVALID, "invalid plan: %s", msg);
+    return hs_error_set(err, HS_ERR_INVALID, "invalid plan: %s", msg);
 }
 
 hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *k, hs_plan *plan,
@@ -350,6 +355,8 @@ typedef struct search {
      * breaks the rate or the cap has +inf in every in_* entry; a delivery likewise in out_sv.
      * in_load, in_energy, in_sv and next_sv are filled only for the searches that use them. */
     double *in_lat, *in_load, *in_sv, *in_energy; /* [u][d][a], a < n: the link into d */
+    double *link_sv;    /* [u][d][a]: the service of cut a on link (u, d), +inf: no link; the
+                           same in every pass, so filled once */
     double *rx;         /* [d][a]: radio energy of d receiving cut a */
     double *out_lat, *out_load, *out_sv, *out_radio; /* [d][b]: what leaves d at b */
     double *next_lat, *next_sv; /* [d][b], b < n: the least a link out of d at cut b takes */
@@ -377,6 +384,29 @@ typedef struct search {
     double *rest_max;   /* [b]: the least time of the slowest of nodes [b, n) */
     double share[HS_MAX_DEVICES]; /* max over nodes of their least time / their time on d */
     double best_end;    /* the best finished chain so far */
+    double known_end;   /* the value of a plan known before the search, +inf: none */
+    /* Thresholds (see "thresholds" below): bitsets over positions 0..n, `words` words each,
+     * allocated on first use. A device set is indexed without the source (set_index). */
+    int words;
+    int *reach;         /* [d][a]: the last end b of a stage [a, b) on d within T; one of: */
+    int *reach_of[2];   /* for the checks and for co, kept apart so that each moves little */
+    double reach_T[2];  /* their T, NAN: not filled yet */
+    int *reach_lo;      /* [d][b]: the first start a of a stage [a, b) on d within T */
+    int *cut_order;     /* [k]: the cuts a < n by increasing bytes (so by service on any link) */
+    uint64_t *cut_prefix; /* [k][words]: the first k cuts of cut_order */
+    const uint64_t *link_ok[HS_MAX_DEVICES][HS_MAX_DEVICES]; /* cuts (u, d) carries within T */
+    bool out_ok[HS_MAX_DEVICES]; /* d is the sink or delivers to it within T */
+    uint64_t *fwd;      /* [set][d]: the ends a chain over set reaches on d within T */
+    uint64_t *co;       /* [set][d], set without the source: d in set, the starts on d, d not
+                           in set, the ends on d (n: it delivers), from which a chain over
+                           devices of set finishes within T */
+    unsigned *fwd_any, *co_any; /* [set]: the devices whose bitset in fwd, co is not empty */
+    uint64_t *starts;   /* [words]: scratch */
+    int *lo_any;        /* [d][b]: reach_lo without a threshold (memory and rate only) */
+    double *chain_f;    /* [3][n+1]: scratch of chain_bottleneck */
+    int *chain_arg;     /* [D][n+1]: the start of each stage's best end, by stage */
+    int *chain_dq;      /* [n+1] */
+    bool use_co;        /* co holds this pass's cap: finish_row drops the states it lacks */
 } search;
 
 static double pfx(const search *s, int d, int i) { return s->prefix[(size_t)d * (s->n + 1) + i]; }
@@ -411,6 +441,7 @@ static hs_status search_init(search *s, const hs_problem *p, const hs_constraint
     s->cap_bottleneck = INFINITY;
     s->floor_life = -INFINITY;
     s->max_idle_life = INFINITY;
+    s->known_end = INFINITY;
     s->tie = -1;
     const int n = s->n, D = s->D;
     const size_t db = (size_t)D * (n + 1), udn = (size_t)D * D * n;
@@ -498,7 +529,9 @@ static void search_free(search *s)
                       s->in_sv,    s->in_energy, s->rx,      s->out_lat,    s->out_load,
                       s->out_sv,   s->out_radio, s->next_lat, s->next_sv, s->lo,      s->Q,          s->R_sorted,
                       s->order,    s->rank,     s->rest,     s->rest_sum,
-                      s->rest_max};
+                      s->rest_max, s->reach_of[0], s->reach_lo, s->cut_order, s->cut_prefix,
+                      s->fwd,      s->co,       s->starts,   s->link_sv, s->lo_any,
+                      s->chain_f,  s->chain_arg, s->chain_dq, s->fwd_any, s->co_any};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         free(arrays[i]);
 }
@@ -513,14 +546,17 @@ static state_labels *state_at(const search *s, unsigned mask, int d, int b)
     return s->states[mask] ? &s->states[mask][at_db(s, d, b)] : NULL;
 }
 
-static bool link_fits(const search *s, double sv)
+/* A stage time or link service within the rate and a threshold. */
+static bool fits_within(const search *s, double x, double threshold)
 {
-    return (s->ignore_rate || s->lambda * sv < 1.0) && sv <= s->cap_bottleneck;
+    return (s->ignore_rate || s->lambda * x < 1.0) && x <= threshold;
 }
+
+static bool link_fits(const search *s, double sv) { return fits_within(s, sv, s->cap_bottleneck); }
 
 static bool stage_fits(const search *s, double stage)
 {
-    return (s->ignore_rate || s->lambda * stage < 1.0) && stage <= s->cap_bottleneck;
+    return fits_within(s, stage, s->cap_bottleneck);
 }
 
 /* Energy per second of stage time on d, net of the idle power it replaces. */
@@ -562,6 +598,30 @@ static bool ensure_table(const search *s, bool needed, double **table)
     return !needed || *table;
 }
 
+/* Fills link_sv, once. Returns false if out of memory. */
+static bool link_services(search *s)
+{
+    if (s->link_sv)
+        return true;
+    if (!ensure_table(s, true, &s->link_sv))
+        return false;
+    const hs_cluster *c = s->c;
+    const double *restrict cut = s->p->cut_bytes;
+    for (int u = 0; u < s->D; u++)
+        for (int d = 0; d < s->D; d++) {
+            double *restrict sv = s->link_sv + at_in(s, u, d, 0);
+            const double bandwidth = c->links[u][d].bandwidth_bps;
+            if (u == d || !has_link(c, u, d)) {
+                for (int a = 0; a < s->n; a++)
+                    sv[a] = INFINITY;
+                continue;
+            }
+            for (int a = 0; a < s->n; a++) /* service(), in a loop that vectorises */
+                sv[a] = cut[a] * 8.0 / bandwidth;
+        }
+    return true;
+}
+
 /* Fills the per-pass tables. The radio energy of each device (its rx at a, its tx at b or of
  * the delivery, and the results coming back to it when it is the sink) is charged at its own
  * transition, so that its lifetime is known there; an idle sink's rx of the delivery is
@@ -573,23 +633,36 @@ static hs_status prepare_tables(search *s)
     const int n = s->n, D = s->D;
     const bool load = s->kind == RELAX_LOAD || s->kind == RELAX_GENERAL;
     const bool energy = s->kind == RELAX_ENERGY;
+    /* the services bound the bottleneck of the rest (finish_row), which co does better */
     const bool bottleneck = s->kind == RELAX_BOTTLENECK || s->kind == RELAX_LIFE ||
-                            s->kind == RELAX_GENERAL || isfinite(s->cap_bottleneck);
+                            s->kind == RELAX_GENERAL || (isfinite(s->cap_bottleneck) && !s->use_co);
     if (!ensure_table(s, load, &s->in_load) || !ensure_table(s, energy, &s->in_energy) ||
-        !ensure_table(s, bottleneck, &s->in_sv))
+        !ensure_table(s, bottleneck, &s->in_sv) || !link_services(s))
         return HS_ERR_NOMEM;
+    /* link_fits, written so that the loops below vectorise */
+    const double cap = s->cap_bottleneck, lambda = s->lambda;
+    const bool no_rate = s->ignore_rate;
     for (int u = 0; u < D; u++)
         for (int d = 0; d < D; d++) {
             const hs_device *dv = &c->devices[d];
             const hs_link *l = &c->links[u][d];
             const bool linked = u != d && has_link(c, u, d);
+            const size_t i0 = at_in(s, u, d, 0);
+            const double *restrict raw = s->link_sv + i0;
+            double *restrict lat = s->in_lat + i0;
             for (int a = 0; a < n; a++) {
-                size_t i = at_in(s, u, d, a);
-                double sv = linked ? service(c, u, d, cut[a]) : INFINITY;
+                bool fits = linked & (raw[a] <= cap) & (no_rate | (lambda * raw[a] < 1.0));
+                lat[a] = fits ? l->latency_s + raw[a] : INFINITY;
+            }
+            if (bottleneck) {
+                double *restrict sv = s->in_sv + i0;
+                for (int a = 0; a < n; a++)
+                    sv[a] = lat[a] < INFINITY ? raw[a] : INFINITY;
+            }
+            for (int a = 0; a < n && (load || energy); a++) {
+                size_t i = i0 + a;
+                double sv = raw[a];
                 bool fits = linked && link_fits(s, sv);
-                s->in_lat[i] = fits ? l->latency_s + sv : INFINITY;
-                if (bottleneck)
-                    s->in_sv[i] = fits ? sv : INFINITY;
                 if (load)
                     s->in_load[i] = fits ? l->latency_s + md1(sv, s->lambda) : INFINITY;
                 if (energy)
@@ -618,17 +691,27 @@ static hs_status prepare_tables(search *s)
                 s->out_radio[i] = cut[n] * dv->power.tx_nj_per_byte * NJ;
             }
         }
-        for (int b = 0; b < n; b++) {
-            size_t i = at_db(s, d, b);
-            s->next_lat[i] = s->next_sv[i] = INFINITY;
-            for (int u = 0; u < D; u++) {
-                s->next_lat[i] = min2(s->next_lat[i], s->in_lat[at_in(s, d, u, b)]);
-                if (bottleneck)
-                    s->next_sv[i] = min2(s->next_sv[i], s->in_sv[at_in(s, d, u, b)]);
+        double *restrict next_lat = s->next_lat + at_db(s, d, 0);
+        double *restrict next_sv = s->next_sv + at_db(s, d, 0);
+        for (int b = 0; b < n; b++)
+            next_lat[b] = next_sv[b] = INFINITY;
+        for (int u = 0; u < D; u++) {
+            const double *restrict lat = s->in_lat + at_in(s, d, u, 0);
+            for (int b = 0; b < n; b++)
+                next_lat[b] = min2(next_lat[b], lat[b]);
+            if (bottleneck) {
+                const double *restrict sv = s->in_sv + at_in(s, d, u, 0);
+                for (int b = 0; b < n; b++)
+                    next_sv[b] = min2(next_sv[b], sv[b]);
             }
         }
         /* lo(b) never decreases: a start too early for b (memory, or a stage too long) is
-         * too early for b + 1 too. */
+         * too early for b + 1 too. With co, the threshold tables have it already. */
+        if (s->use_co) {
+            memcpy(s->lo + at_db(s, d, 0), s->reach_lo + at_db(s, d, 0),
+                   (size_t)(n + 1) * sizeof(int));
+            continue;
+        }
         int a = 0;
         for (int b = 0; b <= n; b++) {
             while (a < b && (emax(s, d, a) < b || !stage_fits(s, pfx(s, d, b) - pfx(s, d, a))))
@@ -1015,8 +1098,6 @@ static void gather(const search *s, unsigned pm, int d, scratch *w)
     const int n = s->n;
     const layer *L = &s->layers[pm];
     double *restrict g0 = w->g0, *restrict g1 = w->g1;
-    for (int a = 0; a < n; a++)
-        g0[a] = g1[a] = INFINITY;
     w->first = n;
     w->last = -1;
     for (int u = 0; u < s->D; u++) {
@@ -1024,10 +1105,21 @@ static void gather(const search *s, unsigned pm, int d, scratch *w)
             continue;
         const int32_t *span = span_of(s, pm, u);
         const int lo = span[0], hi = (span[1] < n ? span[1] : n - 1) + 1;
+        if (lo < hi) {
+            w->first = lo < w->first ? lo : w->first;
+            w->last = hi - 1 > w->last ? hi - 1 : w->last;
+        }
+    }
+    /* the relaxations read g from first on only */
+    for (int a = w->first; a < n; a++)
+        g0[a] = g1[a] = INFINITY;
+    for (int u = 0; u < s->D && w->first <= w->last; u++) {
+        if (!(pm & (1u << u)))
+            continue;
+        const int32_t *span = span_of(s, pm, u);
+        const int lo = span[0], hi = (span[1] < n ? span[1] : n - 1) + 1;
         if (lo >= hi)
             continue;
-        w->first = lo < w->first ? lo : w->first;
-        w->last = hi - 1 > w->last ? hi - 1 : w->last;
         const double *restrict v0 = L->v0 + at_row(s, pm, u, 0);
         const double *restrict sv = s->in_sv + at_in(s, u, d, 0);
         const double *restrict lat = s->in_lat + at_in(s, u, d, 0);
@@ -1119,10 +1211,10 @@ static void relax_linear(search *s, unsigned mask, int d, scratch *w)
     const bool counts = counted(&s->c->devices[d], s->k);
     const double *P = s->prefix + at_db(s, d, 0);
     const double *g1 = lex ? w->g1 : w->g0; /* latency */
-    for (int a = 0; a < n; a++)
+    for (int a = w->first; a < n; a++)
         w->key0[a] = w->g0[a] - coef * P[a];
     if (lex)
-        for (int a = 0; a < n; a++)
+        for (int a = w->first; a < n; a++)
             w->key1[a] = g1[a] - P[a];
     int head = 0, tail = 0;
     for (int b = w->first + 1; b <= n; b++) {
@@ -1160,7 +1252,7 @@ static void relax_latency_floor(search *s, unsigned mask, int d, scratch *w)
     const double *Rs = s->R_sorted + at_db(s, d, 0), *Q = s->Q + at_db(s, d, 0);
     const int *order = s->order + at_db(s, d, 0);
     const double pmax = usable_joules(&s->c->devices[d]) / s->floor_life;
-    for (int a = 0; a < n; a++)
+    for (int a = w->first; a < n; a++)
         w->key0[a] = w->g0[a] - P[a];
     tree_clear(w);
     int left = 0;
@@ -1231,7 +1323,7 @@ static void relax_load(search *s, unsigned mask, int d, scratch *w)
 {
     const int n = s->n;
     int m = 0; /* candidates: the starts with a predecessor, increasing */
-    for (int a = 0; a < n; a++)
+    for (int a = w->first; a < n; a++)
         if (w->g0[a] < INFINITY)
             w->dq[m++] = a;
     int lo_i = 0, hi_i = -1;
@@ -1248,44 +1340,56 @@ static void relax_load(search *s, unsigned mask, int d, scratch *w)
     dnc_solve(&x, w->first + 1, n, 0, m - 1);
 }
 
-/* Throughput: f(b) = min over a in [lo(b), b) of max(B(a), P[b] - P[a]), B = g. A start a
- * is useless once a later start has B no larger (its stage is shorter and it stays in the
- * window longer), so the deque holds starts with B increasing and stages decreasing. As b
- * grows, starts turn from "B dominates" to "the stage dominates" and stay so, from the front:
- * the best is the last turned start (the shortest stage among them) or the first unturned one
- * (the smallest B among them). */
-static void relax_bottleneck(search *s, unsigned mask, int d, scratch *w)
+/* The min-max window of the throughput DP: for each end b in (first, n], the start a in
+ * [lo(b), b) minimising max(B(a), P[b] - P[a]) (B(a) = +inf: not a start), into arg[b] and
+ * the value into v[b] (-1 and +inf: none). A start a is useless once a later start has B no
+ * larger (its stage is shorter and it stays in the window longer), so the deque holds starts
+ * with B increasing and stages decreasing. As b grows, starts turn from "B dominates" to "the
+ * stage dominates" and stay so, from the front: the best is the last turned start (the
+ * shortest stage among them) or the first unturned one (the smallest B among them). */
+static void min_max_window(const double *B, const double *P, const int *lo, int first, int n,
+                           int *dq, double *v, int *arg)
 {
-    const int n = s->n;
-    const double *P = s->prefix + at_db(s, d, 0), *B = w->g0;
     int head = 0, tail = 0, turned = 0; /* dq[head, turned) have turned */
-    for (int b = w->first + 1; b <= n; b++) {
+    for (int b = first + 1; b <= n; b++) {
         int a = b - 1;
-        if (w->g0[a] < INFINITY) {
-            while (head < tail && B[w->dq[tail - 1]] >= B[a])
+        if (B[a] < INFINITY) {
+            while (head < tail && B[dq[tail - 1]] >= B[a])
                 tail--;
             if (turned > tail)
                 turned = tail;
-            w->dq[tail++] = a;
+            dq[tail++] = a;
         }
-        int lo = s->lo[at_db(s, d, b)];
-        while (head < tail && w->dq[head] < lo)
+        while (head < tail && dq[head] < lo[b])
             head++;
         if (turned < head)
             turned = head;
-        while (turned < tail && B[w->dq[turned]] < P[b] - P[w->dq[turned]])
+        while (turned < tail && B[dq[turned]] < P[b] - P[dq[turned]])
             turned++;
-        size_t o = at_db(s, d, b);
-        if (head == tail || s->out_sv[o] == INFINITY)
-            continue;
-        double v = INFINITY;
+        double best = INFINITY;
         a = -1;
         if (turned > head)
-            a = w->dq[turned - 1], v = P[b] - P[a];
-        if (turned < tail && B[w->dq[turned]] < v)
-            a = w->dq[turned], v = B[a];
-        v = max2(v, s->out_sv[o]);
-        set_state(s, mask, w->row + b, v, v, a);
+            a = dq[turned - 1], best = P[b] - P[a];
+        if (turned < tail && B[dq[turned]] < best)
+            a = dq[turned], best = B[a];
+        v[b] = best;
+        arg[b] = a;
+    }
+}
+
+/* Throughput: f(b) = min over a in [lo(b), b) of max(B(a), P[b] - P[a]), B = g, then the
+ * delivery. */
+static void relax_bottleneck(search *s, unsigned mask, int d, scratch *w)
+{
+    const int n = s->n;
+    min_max_window(w->g0, s->prefix + at_db(s, d, 0), s->lo + at_db(s, d, 0), w->first, n,
+                   w->dq, w->key0, w->lo_i);
+    for (int b = w->first + 1; b <= n; b++) {
+        double out = s->out_sv[at_db(s, d, b)];
+        if (w->lo_i[b] >= 0 && out < INFINITY) {
+            double v = max2(w->key0[b], out);
+            set_state(s, mask, w->row + b, v, v, w->lo_i[b]);
+        }
     }
 }
 
@@ -1328,7 +1432,7 @@ static void relax_life(search *s, unsigned mask, int d, scratch *w)
     const double J = usable_joules(dv);
     const double *Rs = s->R_sorted + at_db(s, d, 0), *Q = s->Q + at_db(s, d, 0);
     const int *order = s->order + at_db(s, d, 0);
-    for (int a = 0; a < n; a++) {
+    for (int a = w->first; a < n; a++) {
         double g = w->g0[a];
         w->key0[a] = g == -INFINITY ? -INFINITY : g < 0 ? -J / g : DBL_MAX;
     }
@@ -1367,6 +1471,463 @@ static void relax_life(search *s, unsigned mask, int d, scratch *w)
         double v = max2(w->g0[a], -life);
         set_state(s, mask, w->row + b, v, v, a);
     }
+}
+
+/* The sum of the shares of the devices a chain over mask can still add (the largest, up to
+ * max_stages; *count of them). The bottleneck of nodes [b, n) on them is at least rest_sum[b]
+ * / that sum: a device d running nodes S takes at least rest_sum(S) / share[d], as every node
+ * takes at least its least time / share[d] there. */
+static double free_capacity(const search *s, unsigned mask, int *count)
+{
+    double shares[HS_MAX_DEVICES];
+    int left = s->max_stages - __builtin_popcount(mask), free_devices = 0;
+    for (int u = 0; u < s->D; u++) {
+        if ((mask & (1u << u)) || !can_host(&s->c->devices[u]))
+            continue;
+        int i = free_devices++;
+        for (; i > 0 && shares[i - 1] < s->share[u]; i--)
+            shares[i] = shares[i - 1];
+        shares[i] = s->share[u];
+    }
+    *count = left < free_devices ? left : free_devices;
+    double capacity = 0;
+    for (int i = 0; i < *count; i++)
+        capacity += shares[i];
+    return capacity;
+}
+
+/* ---- thresholds: which states a bottleneck cap leaves -------------------------------------- */
+
+/*
+ * For a threshold T, whether a state can be reached, or can still finish, with every stage time
+ * and link service <= T is a question of booleans, answered over bitsets of positions. A stage
+ * on d may run [a, b) for any b in (a, reach(a)], the last end within memory, rate and T, which
+ * never decreases in a; a link (u, d) carries the cuts whose service fits. The ends a device set
+ * reaches are then the union of the intervals (a, reach(a)] over the starts it reaches, and
+ * since reach is monotone, each run of overlapping intervals costs a few word operations (jump
+ * to the last start inside the run) instead of one per position. Forward from the source this
+ * decides whether T is feasible; backward from the sink it tells which states can finish,
+ * which lets a DP run under the cap T skip every other state.
+ */
+
+/* A device set without the source bit, packed. */
+static size_t set_index(const search *s, unsigned set)
+{
+    unsigned low = (1u << s->c->source) - 1;
+    return (set & low) | ((set >> 1) & ~low);
+}
+
+static uint64_t *bits_at(const search *s, uint64_t *base, unsigned set, int d)
+{
+    return base + (set_index(s, set) * (size_t)s->D + (size_t)d) * (size_t)s->words;
+}
+
+static bool bit_get(const uint64_t *x, int i) { return x[i >> 6] >> (i & 63) & 1; }
+
+/* The first set bit >= from, or -1. */
+static int bit_next(const uint64_t *x, int words, int from)
+{
+    int w = from >> 6;
+    if (w >= words)
+        return -1;
+    uint64_t v = x[w] & (~0ull << (from & 63));
+    while (!v) {
+        if (++w == words)
+            return -1;
+        v = x[w];
+    }
+    return w * 64 + __builtin_ctzll(v);
+}
+
+/* The last set bit <= upto, or -1. */
+static int bit_prev(const uint64_t *x, int upto)
+{
+    if (upto < 0)
+        return -1;
+    int w = upto >> 6;
+    uint64_t v = x[w] & (~0ull >> (63 - (upto & 63)));
+    while (!v) {
+        if (--w < 0)
+            return -1;
+        v = x[w];
+    }
+    return w * 64 + 63 - __builtin_clzll(v);
+}
+
+/* Sets bits [lo, hi]. */
+static void bit_fill(uint64_t *x, int lo, int hi)
+{
+    if (lo > hi)
+        return;
+    int wl = lo >> 6, wh = hi >> 6;
+    uint64_t ml = ~0ull << (lo & 63), mh = ~0ull >> (63 - (hi & 63));
+    if (wl == wh) {
+        x[wl] |= ml & mh;
+        return;
+    }
+    x[wl] |= ml;
+    for (int w = wl + 1; w < wh; w++)
+        x[w] = ~0ull;
+    x[wh] |= mh;
+}
+
+static hs_status thresholds_alloc(search *s)
+{
+    if (s->fwd)
+        return HS_OK;
+    const int n = s->n, D = s->D;
+    s->words = (n + 1 + 63) / 64;
+    const size_t bits = ((size_t)1 << (D - 1)) * (size_t)D * (size_t)s->words;
+    s->reach = malloc(2 * (size_t)D * (n + 1) * sizeof(int));
+    s->reach_of[0] = s->reach;
+    s->reach_of[1] = s->reach + (size_t)D * (n + 1);
+    s->reach_T[0] = s->reach_T[1] = NAN;
+    s->reach_lo = malloc((size_t)D * (n + 1) * sizeof(int));
+    s->cut_order = malloc((size_t)n * sizeof(int));
+    s->cut_prefix = calloc((size_t)(n + 1) * s->words, sizeof(uint64_t));
+    s->fwd = calloc(bits, sizeof(uint64_t));
+    s->co = calloc(bits, sizeof(uint64_t));
+    s->starts = malloc((size_t)s->words * sizeof(uint64_t));
+    s->fwd_any = calloc((size_t)1 << (D - 1), sizeof(unsigned));
+    s->co_any = calloc((size_t)1 << (D - 1), sizeof(unsigned));
+    s->lo_any = malloc((size_t)D * (n + 1) * sizeof(int));
+    s->chain_f = malloc(3 * (size_t)(n + 1) * sizeof(double));
+    s->chain_arg = malloc((size_t)D * (n + 1) * sizeof(int));
+    s->chain_dq = malloc((size_t)(n + 1) * sizeof(int));
+    if (!s->reach || !s->reach_lo || !s->cut_order || !s->cut_prefix || !s->fwd || !s->co ||
+        !s->starts || !s->fwd_any || !s->co_any || !s->lo_any || !s->chain_f ||
+        !s->chain_arg || !s->chain_dq || !link_services(s))
+        return HS_ERR_NOMEM;
+    ranked *tmp = malloc((size_t)n * sizeof *tmp); /* by -bytes, decreasing */
+    if (!tmp)
+        return HS_ERR_NOMEM;
+    for (int a = 0; a < n; a++)
+        tmp[a] = (ranked){-s->p->cut_bytes[a], a};
+    qsort(tmp, (size_t)n, sizeof *tmp, by_r_desc);
+    for (int k = 0; k < n; k++)
+        s->cut_order[k] = tmp[k].a;
+    free(tmp);
+    for (int k = 0; k < n; k++) {
+        uint64_t *x = s->cut_prefix + (size_t)(k + 1) * s->words;
+        memcpy(x, x - s->words, (size_t)s->words * sizeof(uint64_t));
+        x[s->cut_order[k] >> 6] |= 1ull << (s->cut_order[k] & 63);
+    }
+    return HS_OK;
+}
+
+/* Fills reach, link_ok and out_ok for the threshold T, and reach_lo if with_lo (for co). */
+static void threshold_tables(search *s, double T, bool with_lo)
+{
+    const int slot = with_lo;
+    int *const reach_all = s->reach_of[slot];
+    if (fabs(T - s->reach_T[!slot]) < fabs(T - s->reach_T[slot])) { /* start from the nearer */
+        memcpy(reach_all, s->reach_of[!slot], (size_t)s->D * (s->n + 1) * sizeof(int));
+        s->reach_T[slot] = s->reach_T[!slot];
+    }
+    const hs_cluster *c = s->c;
+    const double *cut = s->p->cut_bytes;
+    const int n = s->n, D = s->D;
+    /* fits_within(stage, T), unrolled to keep the loops below tight */
+    const double lambda = s->ignore_rate ? 0 : s->lambda;
+#define FITS(stage) ((stage) <= T && lambda * (stage) < 1.0)
+    for (int d = 0; d < D; d++) {
+        int *restrict reach = reach_all + at_db(s, d, 0);
+        const double *restrict P = s->prefix + at_db(s, d, 0);
+        const int *restrict fit = s->emax + at_db(s, d, 0);
+        const bool host = can_host(&c->devices[d]), memory = !s->ignore_memory;
+        /* near the last threshold, ends move little: update them; else two pointers (a
+         * stage that fits from a fits from a + 1) */
+        const bool near = isfinite(T) && fabs(T - s->reach_T[slot]) <= 0.05 * T; /* not NAN */
+        if (!near) {
+            for (int a = 0, b = 0; a <= n; a++) {
+                const int last = !host ? a : memory ? fit[a] : n;
+                b = b > a ? b : a;
+                while (b < last && FITS(P[b + 1] - P[a]))
+                    b++;
+                reach[a] = b;
+            }
+        } else if (T >= s->reach_T[slot]) {
+            for (int a = 0; a <= n; a++) {
+                const int last = !host ? a : memory ? fit[a] : n;
+                int b = reach[a];
+                while (b < last && FITS(P[b + 1] - P[a]))
+                    b++;
+                reach[a] = b;
+            }
+        } else {
+            for (int a = 0; a <= n; a++) {
+                int b = reach[a];
+                while (b > a && !FITS(P[b] - P[a]))
+                    b--;
+                reach[a] = b;
+            }
+        }
+#undef FITS
+        int *restrict lo = s->reach_lo + at_db(s, d, 0);
+        for (int b = 0, a = 0; b <= n && with_lo; b++) {
+            while (reach[a] < b)
+                a++;
+            lo[b] = a;
+        }
+        for (int e = 0; e < D; e++) {
+            /* the cuts that fit are a prefix of cut_order: binary search its length */
+            const double *sv = s->link_sv + at_in(s, d, e, 0);
+            int count = 0, hi = e != d && has_link(c, d, e) ? n : 0;
+            while (count < hi) {
+                int mid = (count + hi) / 2;
+                if (fits_within(s, sv[s->cut_order[mid]], T))
+                    count = mid + 1;
+                else
+                    hi = mid;
+            }
+            s->link_ok[d][e] = s->cut_prefix + (size_t)count * s->words;
+        }
+        s->out_ok[d] = d == c->sink || (has_link(c, d, c->sink) &&
+                                        fits_within(s, service(c, d, c->sink, cut[n]), T));
+    }
+    s->reach_T[slot] = T;
+    s->reach = reach_all;
+}
+
+/* ends |= the union over starts a of (a, reach[a]]. */
+static void spread_forward(const search *s, const uint64_t *starts, const int *reach,
+                           uint64_t *ends)
+{
+    for (int a = bit_next(starts, s->words, 0); a >= 0;) {
+        int top = reach[a], last = a;
+        for (int b; (b = bit_prev(starts, top)) > last;) /* the last start inside the run */
+            last = b, top = reach[b];
+        bit_fill(ends, a + 1, top);
+        a = top < s->n ? bit_next(starts, s->words, top + 1) : -1;
+    }
+}
+
+/* starts |= the union over ends b of [lo[b], b). */
+static void spread_backward(const search *s, const uint64_t *ends, const int *lo,
+                            uint64_t *starts)
+{
+    for (int b = bit_prev(ends, s->n); b >= 0;) {
+        int bottom = lo[b], first = b;
+        for (int a; (a = bit_next(ends, s->words, bottom)) >= 0 && a < first;)
+            first = a, bottom = lo[a]; /* the first end inside the run */
+        bit_fill(starts, bottom, b - 1);
+        b = bit_prev(ends, bottom - 1);
+    }
+}
+
+/* The first end from which a chain over mask may still finish within T, by the bound of
+ * finish_row (with its slack): the states before it are dead ends. */
+static int first_hopeful(const search *s, unsigned mask, double T)
+{
+    int left;
+    const double per_capacity = 1 / free_capacity(s, mask, &left), limit = T * (1 + 1e-9);
+    if (left <= 0)
+        return s->n;
+    int lo = 0, hi = s->n; /* the need never grows with b */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (!(max2(s->rest_max[mid], s->rest_sum[mid] * per_capacity) > limit)) /* NaN: 0/0 */
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Whether a plan keeps every stage and link service within T (the tables must hold T). Fills
+ * fwd for the device sets up to the first that finishes such a plan, whose set is *done. */
+static bool reach_forward(search *s, double T, unsigned *done)
+{
+    const int n = s->n, D = s->D, W = s->words, src = s->c->source;
+    const unsigned first = source_bit(s);
+    uint64_t *seed = bits_at(s, s->fwd, first, src);
+    memset(seed, 0, (size_t)W * sizeof *seed);
+    bit_fill(seed, 0, s->reach[at_db(s, src, 0)]);
+    s->fwd_any[0] = 1u << src;
+    if (s->out_ok[src] && bit_get(seed, n)) {
+        *done = first;
+        return true;
+    }
+    uint64_t *starts = s->starts;
+    for (unsigned mask = first + 1; mask < (1u << D); mask++) {
+        if (!mask_usable(s, mask))
+            continue;
+        bool finished = false;
+        int hopeful = -1;
+        unsigned *any_row = &s->fwd_any[set_index(s, mask)];
+        *any_row = 0;
+        for (int d = 0; d < D; d++) {
+            if (!(mask & (1u << d)) || d == src)
+                continue;
+            uint64_t *ends = bits_at(s, s->fwd, mask, d);
+            memset(ends, 0, (size_t)W * sizeof *ends);
+            if (!can_host(&s->c->devices[d]))
+                continue;
+            const unsigned pm = mask & ~(1u << d), from_any = s->fwd_any[set_index(s, pm)];
+            uint64_t any = 0;
+            if (!from_any)
+                continue;
+            memset(starts, 0, (size_t)W * sizeof *starts);
+            for (int u = 0; u < D; u++) {
+                if (!(from_any & (1u << u)))
+                    continue;
+                const uint64_t *from = bits_at(s, s->fwd, pm, u), *ok = s->link_ok[u][d];
+                for (int w = 0; w < W; w++) {
+                    starts[w] |= from[w] & ok[w];
+                    any |= starts[w];
+                }
+            }
+            if (!any)
+                continue;
+            spread_forward(s, starts, s->reach + at_db(s, d, 0), ends);
+            if (hopeful < 0)
+                hopeful = first_hopeful(s, mask, T);
+            for (int w = 0; w < hopeful >> 6; w++)
+                ends[w] = 0;
+            ends[hopeful >> 6] &= ~0ull << (hopeful & 63);
+            for (int w = 0; w < W; w++)
+                *any_row |= ends[w] ? 1u << d : 0;
+            finished = finished || (s->out_ok[d] && bit_get(ends, n));
+        }
+        if (finished) {
+            *done = mask;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The chain of devices of a plan reach_forward found in device set mask, ending on d (which
+ * must reach n and deliver), built back taking at each stage the latest start (the shortest
+ * stage); returns its length. */
+static int forward_chain(search *s, unsigned mask, int d, int *chain)
+{
+    const int W = s->words, D = s->D;
+    int rev[HS_MAX_DEVICES], count = 0, b = s->n;
+    while (mask != source_bit(s)) {
+        const unsigned pm = mask & ~(1u << d);
+        memset(s->starts, 0, (size_t)W * sizeof *s->starts);
+        for (int u = 0; u < D; u++)
+            if (pm & (1u << u))
+                for (int w = 0; w < W; w++)
+                    s->starts[w] |= bits_at(s, s->fwd, pm, u)[w] & s->link_ok[u][d][w];
+        const int a = bit_prev(s->starts, b - 1);
+        int from = 0;
+        while (!(pm & (1u << from)) || !bit_get(bits_at(s, s->fwd, pm, from), a) ||
+               !bit_get(s->link_ok[from][d], a))
+            from++;
+        rev[count++] = d;
+        mask = pm;
+        d = from;
+        b = a;
+    }
+    rev[count++] = d;
+    for (int i = 0; i < count; i++)
+        chain[i] = rev[count - 1 - i];
+    return count;
+}
+
+/* The least bottleneck of the plans over a prefix of a chain of devices (chain[0] the source),
+ * exactly, and such a plan in *plan (+inf: none, *plan untouched): the min-max DP along the
+ * chain, in O(k n) for k devices. */
+static double chain_bottleneck(search *s, const int *chain, int k, hs_plan *plan)
+{
+    const hs_cluster *c = s->c;
+    const int n = s->n, src = chain[0];
+    double *f = s->chain_f, *g = f + (n + 1), *v = g + (n + 1);
+    double best = INFINITY;
+    int stages = 0;
+    for (int i = 0; i < k; i++) {
+        const int d = chain[i];
+        if (i == 0) { /* [0, b) on the source, possibly empty */
+            for (int b = 0; b <= n; b++)
+                f[b] = s->lo_any[at_db(s, src, b)] == 0 ? pfx(s, src, b) - pfx(s, src, 0)
+                                                        : INFINITY;
+        } else {
+            if (!can_host(&c->devices[d]))
+                break;
+            const double *sv = s->link_sv + at_in(s, chain[i - 1], d, 0);
+            int first = n;
+            for (int a = 0; a < n; a++) {
+                g[a] = f[a] < INFINITY && fits_within(s, sv[a], INFINITY) ? max2(f[a], sv[a])
+                                                                           : INFINITY;
+                first = g[a] < INFINITY && a < first ? a : first;
+            }
+            for (int b = 0; b <= first; b++)
+                v[b] = INFINITY;
+            min_max_window(g, s->prefix + at_db(s, d, 0), s->lo_any + at_db(s, d, 0), first, n,
+                           s->chain_dq, v, s->chain_arg + (size_t)i * (n + 1));
+            double *t = f;
+            f = v;
+            v = t;
+        }
+        const double out = d == c->sink ? 0
+                           : has_link(c, d, c->sink) ? service(c, d, c->sink, s->p->cut_bytes[n])
+                                                     : INFINITY;
+        if (f[n] < INFINITY && fits_within(s, out, INFINITY) && max2(f[n], out) < best) {
+            best = max2(f[n], out);
+            stages = i + 1;
+        }
+    }
+    if (!stages)
+        return INFINITY;
+    plan->n_stages = stages;
+    for (int i = stages - 1, b = n; i >= 0; i--) {
+        int a = i ? s->chain_arg[(size_t)i * (n + 1) + b] : 0;
+        plan->stages[i] = (hs_stage){.device = chain[i], .first = a, .last = b};
+        b = a;
+    }
+    return best;
+}
+
+/* co for the threshold the tables hold. Sets of free devices in increasing order: the starts
+ * on d in set come from the ends on d with set - d free, and those from the starts of set. */
+static void reach_backward(search *s)
+{
+    const int n = s->n, D = s->D, W = s->words;
+    const unsigned all = ((1u << D) - 1) & ~source_bit(s);
+    for (unsigned set = 0;; set = (set - all) & all) {
+        unsigned *any = &s->co_any[set_index(s, set)];
+        *any = 0;
+        for (int d = 0; d < D; d++) {
+            if (!(set & (1u << d)))
+                continue;
+            uint64_t *starts = bits_at(s, s->co, set, d);
+            memset(starts, 0, (size_t)W * sizeof *starts);
+            const unsigned rest = set & ~(1u << d);
+            if (!can_host(&s->c->devices[d]) || !(s->co_any[set_index(s, rest)] & (1u << d)))
+                continue;
+            spread_backward(s, bits_at(s, s->co, rest, d), s->reach_lo + at_db(s, d, 0), starts);
+            for (int w = 0; w < W; w++)
+                *any |= starts[w] ? 1u << d : 0;
+        }
+        for (int d = 0; d < D; d++) {
+            if (set & (1u << d))
+                continue;
+            uint64_t *ends = bits_at(s, s->co, set, d);
+            memset(ends, 0, (size_t)W * sizeof *ends);
+            uint64_t some = 0;
+            if (s->out_ok[d])
+                some = ends[n >> 6] |= 1ull << (n & 63);
+            for (int e = 0; e < D; e++) {
+                if (!(*any & (1u << e)))
+                    continue;
+                const uint64_t *from = bits_at(s, s->co, set, e), *ok = s->link_ok[d][e];
+                for (int w = 0; w < W; w++)
+                    some |= ends[w] |= from[w] & ok[w];
+            }
+            *any |= some ? 1u << d : 0;
+        }
+        if (set == all)
+            break;
+    }
+}
+
+/* Can state (b, d, mask) still finish within the threshold co was built for? */
+static bool can_finish(const search *s, unsigned mask, int d, int b)
+{
+    unsigned free_set = ((1u << s->D) - 1) & ~mask;
+    return bit_get(bits_at(s, s->co, free_set, d), b);
 }
 
 /* ---- running a search ---------------------------------------------------------------------- */
@@ -1444,14 +2005,14 @@ static void prepare_rest(search *s)
             if (!can_host(&s->c->devices[d]))
                 continue;
             double time = s->p->node_time[(size_t)d * n + i];
-            m = fmin(m, time * (s->kind == RELAX_ENERGY ? stage_power(s, d) : 1.0));
-            least = fmin(least, time);
+            m = min2(m, time * (s->kind == RELAX_ENERGY ? stage_power(s, d) : 1.0));
+            least = min2(least, time);
         }
         if (m == INFINITY)
             m = least = 0;
         s->rest[i] = s->rest[i + 1] + m;
         s->rest_sum[i] = s->rest_sum[i + 1] + least;
-        s->rest_max[i] = fmax(s->rest_max[i + 1], least);
+        s->rest_max[i] = max2(s->rest_max[i + 1], least);
         for (int d = 0; d < s->D; d++) {
             double time = s->p->node_time[(size_t)d * n + i];
             if (time > 0 && least > s->share[d] * time)
@@ -1471,26 +2032,12 @@ static void finish_row(search *s, unsigned mask, int d)
     double *v = l->v0 + row;
     const double limit = s->best_end + (isfinite(s->best_end) ? 1e-9 * fabs(s->best_end) : 0);
     const double cap = s->cap_bottleneck * (1 + 1e-9);
-    /* Devices left for nodes [b, n): none means a dead end. The bottleneck is at least
-     * rest_sum / (the sum of the `left` largest shares): a device d running nodes S takes at
-     * least rest_sum(S) / share[d], as every node takes at least least / share[d] there. */
-    double shares[HS_MAX_DEVICES];
-    int left = s->max_stages - __builtin_popcount(mask), free_devices = 0;
-    for (int u = 0; u < s->D; u++) {
-        if ((mask & (1u << u)) || !can_host(&s->c->devices[u]))
-            continue;
-        int i = free_devices++;
-        for (; i > 0 && shares[i - 1] < s->share[u]; i--)
-            shares[i] = shares[i - 1];
-        shares[i] = s->share[u];
-    }
-    left = left < free_devices ? left : free_devices;
-    double capacity = 0;
-    for (int i = 0; i < left; i++)
-        capacity += shares[i];
-    const double per_capacity = 1 / capacity;
+    /* Devices left for nodes [b, n): none means a dead end. */
+    int left;
+    const double per_capacity = 1 / free_capacity(s, mask, &left);
     const size_t row_db = at_db(s, d, 0);
-    const bool bottleneck = s->kind == RELAX_BOTTLENECK || isfinite(s->cap_bottleneck);
+    const bool bottleneck = s->kind == RELAX_BOTTLENECK ||
+                            (isfinite(s->cap_bottleneck) && !s->use_co);
     int first = n + 1, last = -1;
     for (int b = 0; b <= n; b++) {
         if (v[b] == INFINITY)
@@ -1508,7 +2055,8 @@ static void finish_row(search *s, unsigned mask, int d)
                        : s->kind == RELAX_LIFE     ? v[b]
                        : s->kind == RELAX_ENERGY   ? v[b] + s->rest[b]
                                                    : v[b] + s->rest[b] + s->next_lat[row_db + b];
-        if (left <= 0 || lower > limit || need > cap) {
+        if (left <= 0 || lower > limit || need > cap ||
+            (s->use_co && !can_finish(s, mask, d, b))) {
             v[b] = INFINITY;
             if (l->v1)
                 l->v1[row + b] = INFINITY;
@@ -1621,9 +2169,17 @@ static hs_status run_search(search *s)
     if (!w.g0 || !w.g1 || !w.key0 || !w.key1 || !w.dq || !w.lo_i || !w.hi_i ||
         !w.tkey || !w.tree)
         goto done;
+    /* Under a cap, only the states that can still finish within it matter (finish_row). */
+    s->use_co = s->kind != RELAX_GENERAL && isfinite(s->cap_bottleneck);
+    if (s->use_co) {
+        if ((st = thresholds_alloc(s)) != HS_OK)
+            goto done;
+        threshold_tables(s, s->cap_bottleneck, true);
+        reach_backward(s);
+    }
     if ((st = prepare_tables(s)) != HS_OK)
         goto done;
-    s->best_end = INFINITY;
+    s->best_end = s->known_end;
     if (s->kind != RELAX_GENERAL)
         prepare_rest(s);
     if ((s->kind == RELAX_LIFE || s->floor_life > -INFINITY) && (st = prepare_power(s)) != HS_OK)
@@ -1807,6 +2363,114 @@ static hs_status search_best(search *s, int crit, const hs_constraints *k, const
     return st;
 }
 
+/* Offers the plans over the prefixes of chain: keeps the best in *plan, *hi. */
+static void offer_chain(search *s, const int *chain, int k, hs_plan *plan, double *hi)
+{
+    hs_plan some;
+    double b = chain_bottleneck(s, chain, k < s->max_stages ? k : s->max_stages, &some);
+    if (b < *hi) {
+        *hi = b;
+        *plan = some;
+    }
+}
+
+/* The least bottleneck over all plans, exactly, and a plan reaching it (*found: there is one).
+ * The optimum is the smallest threshold some plan meets, and one of the stage times and link
+ * services, so checks of thresholds (reach_forward) close in on it between
+ *   - an upper end: the best plan known, its chain of devices split at best (chain_bottleneck):
+ *     chains of the devices by speed to start with, then the chain of the plan each feasible
+ *     check finds, which is usually close to the optimum and often on it;
+ *   - a lower end: the largest threshold found infeasible.
+ * The upper end is the optimum once the double just below it is infeasible. That double is
+ * checked first, then again after a new plan when the gap is within 10% (at most three times
+ * in a row: chains may descend slowly), or after a failed check when it is within 5%; else the
+ * gap is bisected (from the share bound of finish_row while no check has failed). Whatever the
+ * order, the ends stay valid, so the answer is exact; should it take BOTTLENECK_CHECKS checks,
+ * the min-max DP under the cap of the upper end finishes the job, on the few states left
+ * (tests can define BOTTLENECK_CHECKS 0 to exercise it). */
+#ifndef BOTTLENECK_CHECKS
+#define BOTTLENECK_CHECKS 16
+#endif
+static hs_status least_bottleneck(search *s, const hs_constraints *k, const relax *r,
+                                  hs_plan *plan, double *bottleneck, bool *found)
+{
+    hs_status st = thresholds_alloc(s);
+    if (st != HS_OK)
+        return st;
+    threshold_tables(s, INFINITY, true);
+    memcpy(s->lo_any, s->reach_lo, (size_t)s->D * (s->n + 1) * sizeof(int));
+    double lo = -INFINITY, hi = INFINITY; /* lo infeasible; hi the bottleneck of *plan */
+    int order[HS_MAX_DEVICES], m = 1; /* the source, then the devices fastest first */
+    order[0] = s->c->source;
+    for (int d = 0; d < s->D; d++) {
+        if (d == s->c->source || !can_host(&s->c->devices[d]))
+            continue;
+        int i = m++;
+        for (; i > 1 && pfx(s, order[i - 1], s->n) > pfx(s, d, s->n); i--)
+            order[i] = order[i - 1];
+        order[i] = d;
+    }
+    offer_chain(s, order, m, plan, &hi);
+    for (int i = 1; i < m - i; i++) { /* slowest first */
+        int t = order[i];
+        order[i] = order[m - i];
+        order[m - i] = t;
+    }
+    offer_chain(s, order, m, plan, &hi);
+    /* a lower end to start from: what the nodes need if the devices shared them perfectly */
+    s->kind = RELAX_BOTTLENECK;
+    prepare_rest(s);
+    int count;
+    const double capacity = free_capacity(s, 0, &count);
+    const double least = max2(s->rest_max[0], capacity > 0 ? s->rest_sum[0] / capacity : 0);
+    double t = hi < INFINITY ? nextafter(hi, -INFINITY) : least;
+    int checks = 0, tries = 0; /* tries: checks of hi itself in a row that found a plan */
+    double below_before = NAN;
+    for (; checks < BOTTLENECK_CHECKS; checks++) {
+        unsigned done;
+        threshold_tables(s, t, false);
+        const bool feasible = reach_forward(s, t, &done);
+        if (feasible) { /* the chain of a plan that finishes */
+            int d = 0, chain[HS_MAX_DEVICES];
+            while (!(done & (1u << d)) || !s->out_ok[d] ||
+                   !bit_get(bits_at(s, s->fwd, done, d), s->n))
+                d++;
+            offer_chain(s, chain, forward_chain(s, done, d, chain), plan, &hi);
+        } else if (t == INFINITY) {
+            break; /* no plan at all */
+        } else {
+            lo = t;
+        }
+        const double below = nextafter(hi, -INFINITY);
+        if (hi <= 0 || below <= lo)
+            break; /* hi is the optimum */
+        tries = feasible && t == below_before ? tries + 1 : 0;
+        below_before = below;
+        const double floor = lo > -INFINITY ? lo : least; /* least: not proven infeasible */
+        if (hi == INFINITY) /* grow the guess until some plan meets it */
+            t = t > 0 && checks < 3 ? 2 * t : INFINITY;
+        else if (floor >= below)
+            t = below;
+        else if (feasible && tries < 3)
+            t = hi - floor <= 0.1 * hi ? below : floor + (hi - floor) / 2;
+        else
+            t = hi - floor <= 0.05 * hi ? below : floor + (hi - floor) / 2;
+    }
+    *found = hi < INFINITY;
+    *bottleneck = hi;
+    if (checks < BOTTLENECK_CHECKS)
+        return HS_OK;
+    /* The DP under the cap hi, if any (run_search then prunes what cannot finish within it). */
+    ending best;
+    s->cap_bottleneck = hi;
+    if ((st = search_best(s, C_BOTTLENECK, k, r, &best, found)) == HS_OK && *found) {
+        backtrack(s, &best, plan);
+        *bottleneck = best.v[0];
+    }
+    s->cap_bottleneck = INFINITY;
+    return st;
+}
+
 /* The best plan for objective o, or plan->n_stages = 0 when none is feasible. Ties are broken
  * by the lowest latency: additive criteria carry it lexicographically; for the bottleneck and
  * the lifetime, a second search minimises latency with the optimum as a cap on every stage and
@@ -1819,13 +2483,23 @@ static hs_status best_plan(const hs_problem *p, hs_objective o, const hs_constra
     hs_status st = search_init(&s, p, k, r->memory, r->rate);
     ending best;
     bool found = false;
-    if (st == HS_OK)
+    /* throughput without a latency bound: by thresholds (the bound needs the general DP) */
+    const bool by_threshold = o == HS_OBJ_THROUGHPUT && (r->bound || k->max_latency_s <= 0);
+    double least = INFINITY;
+    if (st == HS_OK && by_threshold)
+        st = least_bottleneck(&s, k, r, plan, &least, &found);
+    else if (st == HS_OK)
         st = search_best(&s, objective_criterion[o], k, r, &best, &found);
-    if (st == HS_OK && found)
+    if (st == HS_OK && found && !by_threshold)
         backtrack(&s, &best, plan);
     if (st == HS_OK && found && (o == HS_OBJ_THROUGHPUT || o == HS_OBJ_LIFETIME)) {
         if (o == HS_OBJ_THROUGHPUT) {
-            s.cap_bottleneck = best.v[0];
+            s.cap_bottleneck = by_threshold ? least : best.v[0];
+            /* the plan found meets the cap: its latency bounds the search from the start */
+            hs_plan known = *plan;
+            hs_error ignored;
+            if (hs_plan_evaluate(p, k, &known, &ignored) == HS_OK)
+                s.known_end = known.latency_s;
         } else { /* v[0] is -lifetime */
             s.floor_life = -best.v[0];
             s.max_idle_life = best.v[0];
@@ -1840,7 +2514,7 @@ static hs_status best_plan(const hs_problem *p, hs_objective o, const hs_constra
         st = hs_plan_evaluate(p, k, plan, err);
     search_free(&s);
     if (st == HS_ERR_NOMEM)
-        hs__set_error(err, st, "out of memory searching plans");
+        hs_error_set(err, st, "out of memory searching plans");
     return st;
 }
 
@@ -1865,7 +2539,7 @@ static hs_status explain_infeasible(const hs_problem *p, hs_objective o, const h
         if ((st = best_plan(p, by, k, &r, &plan, err)) != HS_OK)
             return st;
         if (plan.n_stages)
-            return hs__set_error(err, HS_ERR_INFEASIBLE,
+            return hs_error_set(err, HS_ERR_INFEASIBLE,
                                  "no feasible plan: the latency bound of %.3f ms; the fastest "
                                  "plan takes %.3f ms", 1e3 * k->max_latency_s,
                                  1e3 * (k->rate > 0 ? plan.load_latency_s : plan.latency_s));
@@ -1875,7 +2549,7 @@ static hs_status explain_infeasible(const hs_problem *p, hs_objective o, const h
         if ((st = best_plan(p, HS_OBJ_THROUGHPUT, k, &r, &plan, err)) != HS_OK)
             return st;
         if (plan.n_stages)
-            return hs__set_error(err, HS_ERR_INFEASIBLE,
+            return hs_error_set(err, HS_ERR_INFEASIBLE,
                                  "no feasible plan: the arrival rate of %.3g/s; the best plan "
                                  "sustains less than %.3g/s", k->rate, plan.throughput_rps);
     }
@@ -1888,14 +2562,14 @@ static hs_status explain_infeasible(const hs_problem *p, hs_objective o, const h
         for (int d = 0; d < c->n_devices; d++)
             if (!c->devices[d].excluded && c->devices[d].memory_bytes > most)
                 most = c->devices[d].memory_bytes, who = d;
-        return hs__set_error(err, HS_ERR_INFEASIBLE,
+        return hs_error_set(err, HS_ERR_INFEASIBLE,
                              "no feasible plan: memory; no chain of devices holds the model "
                              "(%.1f MiB of weights; the largest device, %s, has %.1f MiB)",
                              total_weights(p) / 1048576.0, c->devices[who].name,
                              most / 1048576.0);
     }
     (void)o;
-    return hs__set_error(err, HS_ERR_INFEASIBLE,
+    return hs_error_set(err, HS_ERR_INFEASIBLE,
                          "no feasible plan: no chain of usable devices and links runs from "
                          "the source %s to the sink %s%s", c->devices[c->source].name,
                          c->devices[c->sink].name,
@@ -1906,12 +2580,12 @@ static hs_status check_problem(const hs_problem *p, const hs_constraints *k, hs_
 {
     const hs_cluster *c = p->cluster;
     if (p->n_nodes < 1)
-        return hs__set_error(err, HS_ERR_INVALID, "the model has no nodes to place");
+        return hs_error_set(err, HS_ERR_INVALID, "the model has no nodes to place");
     if (c->n_devices < 1 || c->n_devices > HS_MAX_DEVICES || c->source < 0 ||
         c->source >= c->n_devices || c->sink < 0 || c->sink >= c->n_devices)
-        return hs__set_error(err, HS_ERR_INVALID, "invalid cluster");
+        return hs_error_set(err, HS_ERR_INVALID, "invalid cluster");
     if (k->rate < 0 || k->max_latency_s < 0 || k->max_stages < 0)
-        return hs__set_error(err, HS_ERR_INVALID, "rate, latency bound and max_stages must "
+        return hs_error_set(err, HS_ERR_INVALID, "rate, latency bound and max_stages must "
                              "not be negative");
     /* States: per device set holding the source (up to max_stages devices), D * (n + 1). */
     int D = c->n_devices, S = k->max_stages > 0 && k->max_stages < D ? k->max_stages : D;
@@ -1922,7 +2596,7 @@ static hs_status check_problem(const hs_problem *p, const hs_constraints *k, hs_
     }
     double bytes = sets * D * (p->n_nodes + 1.0) * sizeof(state_labels);
     if (bytes > 1024.0 * 1048576.0)
-        return hs__set_error(err, HS_ERR_INVALID, "%d devices and %d nodes need %.0f MiB for an "
+        return hs_error_set(err, HS_ERR_INVALID, "%d devices and %d nodes need %.0f MiB for an "
                              "exact search; lower max_stages", D, p->n_nodes, bytes / 1048576.0);
     return HS_OK;
 }
@@ -1935,9 +2609,9 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k,
     if (st != HS_OK)
         return st;
     if (o < 0 || o >= HS_OBJ_COUNT)
-        return hs__set_error(err, HS_ERR_INVALID, "unknown objective %d", (int)o);
+        return hs_error_set(err, HS_ERR_INVALID, "unknown objective %d", (int)o);
     if ((o == HS_OBJ_LIFETIME || o == HS_OBJ_LOAD_LATENCY) && k->rate <= 0)
-        return hs__set_error(err, HS_ERR_INVALID, "the %s objective needs an arrival rate",
+        return hs_error_set(err, HS_ERR_INVALID, "the %s objective needs an arrival rate",
                              hs_objective_name(o));
     relax none = {0};
     if ((st = best_plan(p, o, k, &none, out, err)) != HS_OK)
@@ -2035,7 +2709,7 @@ hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *k, hs_plan 
     search_free(&s);
     if (st != HS_OK) {
         free(plans);
-        return st == HS_ERR_NOMEM ? hs__set_error(err, st, "out of memory searching plans") : st;
+        return st == HS_ERR_NOMEM ? hs_error_set(err, st, "out of memory searching plans") : st;
     }
     if (!kept) {
         free(plans);
