@@ -90,7 +90,8 @@ static hs_status plan(hs_exec *x, hs_error *err)
     for (int i = x->first; i < x->last; i++) {
         const hs__node *n = &g->nodes[i];
         for (int j = 0; j < n->n_out; j++)
-            x->offset[n->out[j]] = plan_alloc(&p, n->out[j], hs_tensor_nbytes(&g->values[n->out[j]].t));
+            x->offset[n->out[j]] =
+                plan_alloc(&p, n->out[j], hs_tensor_nbytes(&g->values[n->out[j]].t));
         if (n->workspace > x->workspace_size)
             x->workspace_size = n->workspace;
         /* Buffers whose last reader was this node (or that nobody reads) are free again. */
@@ -222,16 +223,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static bool same_desc(const hs_tensor *a, const hs_tensor *b)
-{
-    if (a->dtype != b->dtype || a->ndim != b->ndim)
-        return false;
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d])
-            return false;
-    return true;
-}
-
 hs_status hs_exec_run(hs_exec *x, const hs_tensor *inputs, int n_inputs, hs_tensor *outputs,
                       int n_outputs, hs_error *err)
 {
@@ -243,7 +234,7 @@ hs_status hs_exec_run(hs_exec *x, const hs_tensor *inputs, int n_inputs, hs_tens
                              x->n_out, n_inputs, n_outputs);
     for (int i = 0; i < x->n_in; i++) {
         const hs__value *v = &g->values[x->in_ids[i]];
-        if (!same_desc(&inputs[i], &v->t) || !inputs[i].data) {
+        if (!hs_tensor_same_desc(&inputs[i], &v->t) || !inputs[i].data) {
             char want[96], got[96];
             return hs__set_error(err, HS_ERR_SHAPE, "%s: input '%s' must be %s %s, got %s %s%s",
                                  g->name, v->name, v->t.dtype == HS_F32 ? "float32" : "int64",

@@ -161,7 +161,8 @@ hs_status hs__tensor_from_proto(const Onnx__TensorProto *tp, const char *where, 
                              where, tp->n_dims, HS_MAX_DIMS);
     uint64_t count = 1;
     for (size_t d = 0; d < tp->n_dims; d++) {
-        if (tp->dims[d] < 0 || (tp->dims[d] > 0 && count > (UINT64_MAX >> 4) / (uint64_t)tp->dims[d]))
+        if (tp->dims[d] < 0 ||
+            (tp->dims[d] > 0 && count > (UINT64_MAX >> 4) / (uint64_t)tp->dims[d]))
             return hs__set_error(err, HS_ERR_PARSE, "%s: invalid dimension %lld", where,
                                  (long long)tp->dims[d]);
         out->shape[d] = tp->dims[d];

@@ -24,6 +24,16 @@ size_t hs_tensor_nbytes(const hs_tensor *t)
     return (size_t)hs_tensor_numel(t) * hs_dtype_size(t->dtype);
 }
 
+bool hs_tensor_same_desc(const hs_tensor *a, const hs_tensor *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim)
+        return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d])
+            return false;
+    return true;
+}
+
 int64_t hs__prod(const int64_t *shape, int from, int to)
 {
     int64_t n = 1;

@@ -133,7 +133,8 @@ struct hs_coordinator {
     volatile sig_atomic_t stop;
 };
 
-static void logf_(const hs_coordinator *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const hs_coordinator *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void logf_(const hs_coordinator *c, const char *fmt, ...)
 {
@@ -437,7 +438,8 @@ static void dispatch(hs_coordinator *c, request *r, double now)
     m->n_tensors = r->input->msg->n_tensors;
     for (int i = 0; i < m->n_tensors; i++) {
         m->tensors[i] = r->input->msg->tensors[i];
-        snprintf(m->tensors[i].name, sizeof m->tensors[i].name, "%s", hs_graph_input(c->g, i, NULL));
+        snprintf(m->tensors[i].name, sizeof m->tensors[i].name, "%s",
+                 hs_graph_input(c->g, i, NULL));
     }
     r->epoch = rec->epoch;
     r->dispatched = now;
@@ -673,16 +675,6 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
     hs_cost_observe(c->costs, d, st->first, st->last, m->seconds / m->count, 0.2);
 }
 
-static bool same_desc(const hs_tensor *a, const hs_tensor *b)
-{
-    if (a->dtype != b->dtype || a->ndim != b->ndim)
-        return false;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return false;
-    return true;
-}
-
 /* Admits a request. Returns true when it kept m (the caller then needs a new receive buffer). */
 static bool on_submit(hs_coordinator *c, const char *peer, hs_msg *m, double now)
 {
@@ -695,7 +687,7 @@ static bool on_submit(hs_coordinator *c, const char *peer, hs_msg *m, double now
         hs_tensor want;
         const char *name = hs_graph_input(c->g, i, &want);
         char shape[64];
-        if (!same_desc(&want, &m->tensors[i].t))
+        if (!hs_tensor_same_desc(&want, &m->tensors[i].t))
             snprintf(why, sizeof why, "input %d ('%s') must be %s %s", i, name,
                      want.dtype == HS_F32 ? "float32" : "int64",
                      hs_shape_str(&want, shape, sizeof shape));
@@ -791,7 +783,8 @@ static void on_result(hs_coordinator *c, double now)
     for (int i = 0; i < n_out && !why[0]; i++) {
         hs_tensor want;
         const char *name = hs_graph_output(c->g, i, &want);
-        if (strcmp(name, m->tensors[i].name) != 0 || !same_desc(&want, &m->tensors[i].t))
+        if (strcmp(name, m->tensors[i].name) != 0 ||
+            !hs_tensor_same_desc(&want, &m->tensors[i].t))
             snprintf(why, sizeof why, "result tensor %d is not output '%s'", i, name);
     }
     if (why[0]) {

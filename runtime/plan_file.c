@@ -97,7 +97,8 @@ hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes,
         for (int t = 0; t < s; t++)
             if (out->stages[t].device == out->stages[s].device)
                 return hs_error_set(err, HS_ERR_INVALID, "%s: plan.stages[%d]: device %s "
-                                        "hosts two stages", path, s, c->devices[out->stages[s].device].name);
+                                        "hosts two stages", path, s,
+                                        c->devices[out->stages[s].device].name);
     }
     if (expect != n_nodes || out->stages[0].device != c->source)
         return hs_error_set(err, HS_ERR_INVALID, "%s: the plan must start on the source "

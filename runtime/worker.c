@@ -346,16 +346,6 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
 
 static void free_block(void *block) { free(block); }
 
-static bool same_desc(const hs_tensor *a, const hs_tensor *b)
-{
-    if (a->dtype != b->dtype || a->ndim != b->ndim)
-        return false;
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d])
-            return false;
-    return true;
-}
-
 static void handle_data(hs_worker *w, hs_msg *m)
 {
     char why[HS_ERROR_MSG_MAX];
@@ -386,7 +376,8 @@ static void handle_data(hs_worker *w, hs_msg *m)
     for (int i = 0; i < n_in; i++) {
         hs_tensor want;
         const char *name = hs_exec_input(x, i, &want);
-        if (strcmp(name, m->tensors[i].name) != 0 || !same_desc(&want, &m->tensors[i].t)) {
+        if (strcmp(name, m->tensors[i].name) != 0 ||
+            !hs_tensor_same_desc(&want, &m->tensors[i].t)) {
             snprintf(why, sizeof why, "stage %d input %d: expected '%s', got '%s' of another "
                      "shape or type", m->cut, i, name, m->tensors[i].name);
             hs__bad_message(&w->bad, w->name, "data socket", why);

@@ -82,6 +82,8 @@ int64_t hs_tensor_numel(const hs_tensor *t);
 size_t hs_dtype_size(hs_dtype dtype);
 /* Bytes of the tensor's data. */
 size_t hs_tensor_nbytes(const hs_tensor *t);
+/* True when a and b have the same dtype and shape (data is not compared). */
+bool hs_tensor_same_desc(const hs_tensor *a, const hs_tensor *b);
 /* "1x3x224x224" into buf (always NUL-terminated); returns buf. */
 char *hs_shape_str(const hs_tensor *t, char *buf, size_t size);
 /* Parses "1x3x224x224" into t->ndim/t->shape. Returns HS_ERR_INVALID on a malformed string. */
