@@ -19,6 +19,15 @@
 
 #include "cost_impl.h"
 
+/* Under AddressSanitizer the timings measure the sanitizer as much as the kernels (it slows
+ * some nodes far more than others), so the tests that compare predicted with measured times
+ * skip there; the normal build runs them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_TIMING_UNDER_SANITIZERS() cr_skip_test("timings are not meaningful under sanitizers")
+#else
+#define SKIP_TIMING_UNDER_SANITIZERS() ((void)0)
+#endif
+
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 static hs_graph *zoo_model(const char *name)
@@ -348,12 +357,14 @@ static double cross_error(const char *source, const char *target)
  * busier machine, where the two profiles may see different loads. */
 Test(profile, predicts_unseen_resnet18_from_resnet50, .timeout = 300)
 {
+    SKIP_TIMING_UNDER_SANITIZERS();
     double e = cross_error("resnet50", "resnet18");
     cr_expect_lt(fabs(e), 0.35, "resnet50 -> resnet18: %+.1f%%", 100 * e);
 }
 
 Test(profile, predicts_unseen_resnet18_from_mobilenet_v2, .timeout = 300)
 {
+    SKIP_TIMING_UNDER_SANITIZERS();
     double e = cross_error("mobilenet_v2", "resnet18");
     cr_expect_lt(fabs(e), 0.45, "mobilenet_v2 -> resnet18: %+.1f%%", 100 * e);
 }
@@ -454,6 +465,7 @@ Test(cost, problem_matches_graph_and_speed)
 
 Test(cost, analytic_model_close_to_measured_total, .timeout = 120)
 {
+    SKIP_TIMING_UNDER_SANITIZERS();
     /* The built-in constants (solver/cost.c) were calibrated on the development machine to
      * within 30% of each zoo model's measured total (bench_predict reports it). How close
      * they are here depends on the machine and its load (a sanitizer build runs the kernels
@@ -630,12 +642,14 @@ static double stage_error(const char *name)
 
 Test(predict, resnet18_stages, .timeout = 300)
 {
+    SKIP_TIMING_UNDER_SANITIZERS();
     double e = stage_error("resnet18");
     cr_expect_leq(e, 0.25, "resnet18: median stage error %.1f%%", 100 * e);
 }
 
 Test(predict, mobilenet_v2_stages, .timeout = 300)
 {
+    SKIP_TIMING_UNDER_SANITIZERS();
     double e = stage_error("mobilenet_v2");
     cr_expect_leq(e, 0.25, "mobilenet_v2: median stage error %.1f%%", 100 * e);
 }
