@@ -159,6 +159,12 @@ hs_status hs__const_ints(hs__prep *p, int i, int64_t *out, int max, int *n, cons
 
 /* Normalises a possibly negative axis against rank; returns -1 if out of range. */
 int hs__axis(int64_t axis, int rank);
+/* Copies the elements of a strided view of src (element size es, 4 or 8 bytes; ndim dims of
+ * the given shape, stride in elements per dim, ndim 0 = one element) into dst, contiguous.
+ * The inner dimension is a memcpy when its stride is 1. Slice and Transpose are this. */
+void hs__gather_strided(void *dst, const void *src, size_t es, int ndim, const int64_t *shape,
+                        const int64_t *stride);
+
 /* Product of shape[from..to). */
 int64_t hs__prod(const int64_t *shape, int from, int to);
 

@@ -34,6 +34,34 @@ bool hs_tensor_same_desc(const hs_tensor *a, const hs_tensor *b)
     return true;
 }
 
+void hs__gather_strided(void *dst, const void *src, size_t es, int ndim, const int64_t *shape,
+                        const int64_t *stride)
+{
+    int last = ndim - 1;
+    int64_t n = last >= 0 ? shape[last] : 1, step = last >= 0 ? stride[last] : 1;
+    int64_t outer = hs__prod(shape, 0, last > 0 ? last : 0);
+    const char *x = src;
+    char *y = dst;
+    int64_t idx[HS_MAX_DIMS] = {0}, off = 0;
+    for (int64_t o = 0; o < outer; o++, y += (size_t)n * es) {
+        if (step == 1)
+            memcpy(y, x + (size_t)off * es, (size_t)n * es);
+        else if (es == sizeof(uint32_t))
+            for (int64_t i = 0; i < n; i++)
+                ((uint32_t *)y)[i] = ((const uint32_t *)x)[off + i * step];
+        else
+            for (int64_t i = 0; i < n; i++)
+                ((uint64_t *)y)[i] = ((const uint64_t *)x)[off + i * step];
+        for (int d = last - 1; d >= 0; d--) {
+            off += stride[d];
+            if (++idx[d] < shape[d])
+                break;
+            off -= stride[d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 int64_t hs__prod(const int64_t *shape, int from, int to)
 {
     int64_t n = 1;

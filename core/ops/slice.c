@@ -10,7 +10,6 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "graph_impl.h"
 
@@ -123,29 +122,8 @@ static void slice_run(const hs__node *node, const hs_tensor *in, hs_tensor *out,
     if (hs_tensor_numel(out) == 0)
         return;
     size_t es = hs_dtype_size(out->dtype);
-    int last = out->ndim - 1;
-    int64_t n = last >= 0 ? out->shape[last] : 1, step = last >= 0 ? sp->stride[last] : 1;
-    int64_t outer = hs__prod(out->shape, 0, last > 0 ? last : 0);
-    const char *x = (const char *)in[0].data + (size_t)sp->base * es;
-    char *y = out->data;
-    int64_t idx[HS_MAX_DIMS] = {0}, off = 0;
-    for (int64_t o = 0; o < outer; o++, y += (size_t)n * es) {
-        if (step == 1)
-            memcpy(y, x + (size_t)off * es, (size_t)n * es);
-        else if (es == sizeof(uint32_t))
-            for (int64_t i = 0; i < n; i++)
-                ((uint32_t *)y)[i] = ((const uint32_t *)x)[off + i * step];
-        else
-            for (int64_t i = 0; i < n; i++)
-                ((uint64_t *)y)[i] = ((const uint64_t *)x)[off + i * step];
-        for (int d = last - 1; d >= 0; d--) {
-            off += sp->stride[d];
-            if (++idx[d] < out->shape[d])
-                break;
-            off -= sp->stride[d] * out->shape[d];
-            idx[d] = 0;
-        }
-    }
+    hs__gather_strided(out->data, (const char *)in[0].data + (size_t)sp->base * es, es,
+                       out->ndim, out->shape, sp->stride);
 }
 
 const hs__op hs__op_slice = {.name = "Slice", .prepare = slice_prepare, .run = slice_run};

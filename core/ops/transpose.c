@@ -9,7 +9,6 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "graph_impl.h"
 
@@ -78,30 +77,8 @@ static void transpose_run(const hs__node *node, const hs_tensor *in, hs_tensor *
     const transpose_params *tp = node->params;
     if (hs_tensor_numel(out) == 0)
         return;
-    size_t es = hs_dtype_size(out->dtype);
-    int last = tp->ndim - 1;
-    int64_t n = tp->shape[last], step = tp->stride[last];
-    int64_t outer = hs__prod(tp->shape, 0, last);
-    const char *x = in[0].data;
-    char *y = out->data;
-    int64_t idx[HS_MAX_DIMS] = {0}, off = 0;
-    for (int64_t o = 0; o < outer; o++, y += (size_t)n * es) {
-        if (step == 1)
-            memcpy(y, x + (size_t)off * es, (size_t)n * es);
-        else if (es == sizeof(uint32_t))
-            for (int64_t i = 0; i < n; i++)
-                ((uint32_t *)y)[i] = ((const uint32_t *)x)[off + i * step];
-        else
-            for (int64_t i = 0; i < n; i++)
-                ((uint64_t *)y)[i] = ((const uint64_t *)x)[off + i * step];
-        for (int d = last - 1; d >= 0; d--) {
-            off += tp->stride[d];
-            if (++idx[d] < tp->shape[d])
-                break;
-            off -= tp->stride[d] * tp->shape[d];
-            idx[d] = 0;
-        }
-    }
+    hs__gather_strided(out->data, in[0].data, hs_dtype_size(out->dtype), tp->ndim, tp->shape,
+                       tp->stride);
 }
 
 const hs__op hs__op_transpose = {
