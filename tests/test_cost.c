@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cost_impl.h"
+#include "zoo_cache.h"
 
 /* Under AddressSanitizer the timings measure the sanitizer as much as the kernels (it slows
  * some nodes far more than others), so the tests that compare predicted with measured times
@@ -29,23 +30,6 @@
 #endif
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-
-static hs_graph *zoo_model(const char *name)
-{
-    char path[1024];
-    mkdir(HS_TEST_MODEL_DIR, 0755);
-    snprintf(path, sizeof path, "%s/%s.onnx", HS_TEST_MODEL_DIR, name);
-    hs_error err = {0};
-    if (access(path, R_OK) != 0) {
-        char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-        cr_assert_eq(hs_zoo_write(name, tmp, 1, &err), HS_OK, "%s", err.msg);
-        cr_assert_eq(rename(tmp, path), 0);
-    }
-    hs_graph *g;
-    cr_assert_eq(hs_graph_load_onnx(path, NULL, &g, &err), HS_OK, "%s", err.msg);
-    return g;
-}
 
 static hs_profile *measure(const hs_graph *g, int warmup, int repeats)
 {
