@@ -73,12 +73,17 @@ void hs_client_free(hs_client *c)
     free(c);
 }
 
-hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
-                           uint64_t *request_id, hs_error *err)
+/* release NULL: the transport copies the inputs, so the caller may reuse them at once. */
+static hs_status submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
+                        hs_input_release_fn release, void *hint, uint64_t *request_id,
+                        hs_error *err)
 {
-    if (n_inputs < 0 || n_inputs > HS_WIRE_MAX_TENSORS)
+    if (n_inputs < 0 || n_inputs > HS_WIRE_MAX_TENSORS) {
+        if (release)
+            release(hint);
         return hs_error_set(err, HS_ERR_INVALID, "%d inputs (at most %d)", n_inputs,
-                                HS_WIRE_MAX_TENSORS);
+                            HS_WIRE_MAX_TENSORS);
+    }
     hs_msg *m = c->out;
     hs_msg_init(m, HS_MSG_SUBMIT);
     m->request_id = ++c->next_id;
@@ -87,11 +92,26 @@ hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
         snprintf(m->tensors[i].name, sizeof m->tensors[i].name, "input%d", i);
         m->tensors[i].t = inputs[i];
     }
-    /* release NULL: the transport copies the inputs, so the caller may reuse them at once. */
-    hs_status st = hs_msg_send(c->socket, NULL, m, NULL, NULL, 0, err);
+    hs_status st = hs_msg_send(c->socket, NULL, m, release, hint, 0, err);
     if (st == HS_OK && request_id)
         *request_id = m->request_id;
     return st;
+}
+
+hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
+                           uint64_t *request_id, hs_error *err)
+{
+    return submit(c, inputs, n_inputs, NULL, NULL, request_id, err);
+}
+
+hs_status hs_client_submit_nocopy(hs_client *c, const hs_tensor *inputs, int n_inputs,
+                                  hs_input_release_fn release, void *hint,
+                                  uint64_t *request_id, hs_error *err)
+{
+    if (!release)
+        return hs_error_set(err, HS_ERR_INVALID, "hs_client_submit_nocopy needs a release "
+                            "function");
+    return submit(c, inputs, n_inputs, release, hint, request_id, err);
 }
 
 hs_status hs_client_receive(hs_client *c, int timeout_ms, hs_result *out, hs_error *err)

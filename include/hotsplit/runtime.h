@@ -126,6 +126,14 @@ void hs_client_free(hs_client *c);
 hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
                            uint64_t *request_id, hs_error *err);
 
+/* As hs_client_submit, but the inputs' bytes go out from the caller's buffers without a copy
+ * (a frame grabber's ring buffer, say): they must stay unchanged until release(hint) is called,
+ * once, from a ZeroMQ thread, possibly before this returns; also when the submit fails. */
+typedef void (*hs_input_release_fn)(void *hint);
+hs_status hs_client_submit_nocopy(hs_client *c, const hs_tensor *inputs, int n_inputs,
+                                  hs_input_release_fn release, void *hint,
+                                  uint64_t *request_id, hs_error *err);
+
 /* One answer: the request's outputs (owned by the client until the next receive or free), or
  * status < 0 with a reason when the coordinator gave up on it. */
 typedef struct hs_result {

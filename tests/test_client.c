@@ -1,0 +1,160 @@
+/*
+ * The client C API against a real coordinator in this process (a one-device cluster, a small
+ * model, loopback TCP): answers equal a local run, request ids match, and a zero-copy submit
+ * gives its buffers back exactly once, after a send and after a refused one alike.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hotsplit/runtime.h"
+#include "onnx_build.h"
+
+#define N 64
+
+static char model_path[64], cluster_path[64];
+static hs_coordinator *coord;
+static pthread_t coord_thread;
+static char endpoint[64];
+
+/* A loopback port nothing listens on now: bind port 0, read what the kernel gave, close. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void *serve(void *arg)
+{
+    hs_error err;
+    hs_coordinator_run(arg, &err);
+    return NULL;
+}
+
+/* y = Relu(x) + 1 over 1x64 floats, and a one-device cluster. */
+static void start(void)
+{
+    snprintf(model_path, sizeof model_path, "/tmp/hs_test_client_%d.onnx", (int)getpid());
+    snprintf(cluster_path, sizeof cluster_path, "/tmp/hs_test_client_%d.yaml", (int)getpid());
+    hs__mb *mb = hs__mb_new(13);
+    const int64_t shape[] = {1, N}, one[] = {1};
+    const float bias = 1.0f;
+    hs__mb_input(mb, "x", HS_F32, 2, shape);
+    hs__mb_output(mb, "y", HS_F32, 2, shape);
+    hs__mb_initializer(mb, "b", HS_F32, 1, one, &bias);
+    hs__mb_node(mb, "Relu", "relu", (const char *[]){"x", NULL}, (const char *[]){"r", NULL});
+    hs__mb_node(mb, "Add", "add", (const char *[]){"r", "b", NULL}, (const char *[]){"y", NULL});
+    hs_error err;
+    cr_assert_eq(hs__mb_save(mb, model_path, &err), HS_OK, "%s", err.msg);
+    hs__mb_free(mb);
+    FILE *f = fopen(cluster_path, "w");
+    cr_assert(f);
+    fputs("source: dev0\ndevices:\n  - {name: dev0, speed: 1, memory_mb: 64}\n", f);
+    fclose(f);
+
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
+    hs_coordinator_opts o = {.model_path = model_path, .cluster_path = cluster_path,
+                             .listen = endpoint, .objective = HS_OBJ_LATENCY};
+    cr_assert_eq(hs_coordinator_new(&o, &coord, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(pthread_create(&coord_thread, NULL, serve, coord), 0);
+}
+
+static void stop(void)
+{
+    if (coord) {
+        hs_coordinator_stop(coord);
+        pthread_join(coord_thread, NULL);
+        hs_coordinator_free(coord);
+        coord = NULL;
+    }
+    unlink(model_path);
+    unlink(cluster_path);
+}
+
+TestSuite(client, .init = start, .fini = stop, .timeout = 60);
+
+static atomic_int released;
+static void count_release(void *hint)
+{
+    (void)hint;
+    atomic_fetch_add(&released, 1);
+}
+
+static void check_answer(const hs_result *r, const float *x)
+{
+    cr_assert_eq(r->status, HS_OK, "%s", r->reason);
+    cr_assert_eq(r->n_outputs, 1);
+    cr_assert_eq(hs_tensor_numel(&r->outputs[0]), N);
+    const float *y = r->outputs[0].data;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(y[i], (x[i] > 0 ? x[i] : 0.0f) + 1.0f, "element %d", i);
+}
+
+Test(client, copying_and_zero_copy_submits_are_answered_once_each)
+{
+    hs_client *c;
+    hs_error err;
+    cr_assert_eq(hs_client_new(endpoint, NULL, &c, &err), HS_OK, "%s", err.msg);
+    float x[3][N];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++)
+            x[k][i] = (float)((i * 37 + k * 11) % 19) - 9.0f;
+    const int64_t shape[] = {1, N};
+    hs_tensor in[3];
+    uint64_t ids[3];
+    atomic_store(&released, 0);
+    for (int k = 0; k < 3; k++) {
+        in[k] = (hs_tensor){.dtype = HS_F32, .ndim = 2, .data = x[k]};
+        memcpy(in[k].shape, shape, sizeof shape);
+    }
+    cr_assert_eq(hs_client_submit(c, &in[0], 1, &ids[0], &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_client_submit_nocopy(c, &in[1], 1, count_release, NULL, &ids[1], &err),
+                 HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_client_submit_nocopy(c, &in[2], 1, count_release, NULL, &ids[2], &err),
+                 HS_OK, "%s", err.msg);
+    bool seen[3] = {false};
+    for (int n = 0; n < 3; n++) {
+        hs_result r;
+        cr_assert_eq(hs_client_receive(c, 10000, &r, &err), HS_OK, "%s", err.msg);
+        int k = r.request_id == ids[0] ? 0 : r.request_id == ids[1] ? 1
+                : r.request_id == ids[2] ? 2 : -1;
+        cr_assert(k >= 0 && !seen[k], "answer for request %llu",
+                  (unsigned long long)r.request_id);
+        seen[k] = true;
+        check_answer(&r, x[k]);
+    }
+    hs_result extra;
+    cr_assert_neq(hs_client_receive(c, 200, &extra, &err), HS_OK, "a fourth answer came");
+    hs_client_free(c);
+    cr_assert_eq(atomic_load(&released), 2, "release ran %d times for 2 zero-copy submits",
+                 atomic_load(&released));
+}
+
+Test(client, refused_zero_copy_submits_still_release)
+{
+    hs_client *c;
+    hs_error err;
+    cr_assert_eq(hs_client_new(endpoint, NULL, &c, &err), HS_OK, "%s", err.msg);
+    atomic_store(&released, 0);
+    hs_tensor t = {.dtype = HS_F32, .ndim = 2, .shape = {1, N}, .data = NULL};
+    uint64_t id;
+    /* Too many inputs, and a tensor without data: refused before anything is sent. */
+    cr_assert_eq(hs_client_submit_nocopy(c, &t, 100000, count_release, NULL, &id, &err),
+                 HS_ERR_INVALID);
+    cr_assert_neq(hs_client_submit_nocopy(c, &t, 1, count_release, NULL, &id, &err), HS_OK);
+    cr_assert_eq(atomic_load(&released), 2);
+    cr_assert_eq(hs_client_submit_nocopy(c, &t, 1, NULL, NULL, &id, &err), HS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "release"), "%s", err.msg);
+    hs_client_free(c);
+}
