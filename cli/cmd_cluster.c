@@ -93,7 +93,8 @@ static void coordinator_help(FILE *f)
                "                             (hot-swap testing)\n"
                "  --request-timeout MS       re-issue an unanswered request (default 5000)\n"
                "  --threads N                BLAS threads of the source device (default 1)\n"
-               "  --verbose                  log membership changes and plans\n%s", net_help);
+               "  --verbose                  log membership changes and plans, and every 5 s\n"
+               "                             answered/s and measured stage times\n%s", net_help);
 }
 
 int cmd_coordinator(int argc, char **argv)

@@ -47,6 +47,7 @@
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
 #define REFINE_GAIN 0.05     /* ... and only when the predicted gain is at least this much */
+#define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
                              hs_error *err);
@@ -114,6 +115,9 @@ struct hs_coordinator {
     uint32_t last_epoch, current, pending;
     bool ready[HS_MAX_DEVICES];
     double pending_since, next_swap, next_probe, next_refine, loss_at;
+    /* --verbose status: measured stage time per device since the last status line */
+    double next_status, status_seconds[HS_MAX_DEVICES];
+    uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
     unsigned rng;
     /* requests */
@@ -530,6 +534,8 @@ static void commit(hs_coordinator *c, double now)
     } else {
         logf_(c, "commit plan %u", c->current);
     }
+    memset(c->status_seconds, 0, sizeof c->status_seconds); /* stage times of the old plan */
+    memset(c->status_runs, 0, sizeof c->status_runs);
     dispatch_waiting(c, now);
     probe(c, now);
 }
@@ -673,6 +679,36 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
         return;
     const hs_stage *st = &rec->plan.stages[m->stage];
     hs_cost_observe(c->costs, d, st->first, st->last, m->seconds / m->count, 0.2);
+    if (m->epoch == c->current) {
+        c->status_seconds[d] += m->seconds;
+        c->status_runs[d] += m->count;
+    }
+}
+
+/* --verbose: one line of what the last STATUS_EVERY_S measured, so a long run shows its
+ * progress and a re-split shows why: answered/s and each device's mean stage time since the
+ * current plan was committed (or the last line). */
+static void log_status(hs_coordinator *c, double now)
+{
+    epoch_rec *rec = epoch_find(c, c->current);
+    double window = now - (c->next_status - STATUS_EVERY_S);
+    c->next_status = now + STATUS_EVERY_S;
+    uint64_t answered = c->stats.answered - c->status_answered;
+    c->status_answered = c->stats.answered;
+    char line[512];
+    int at = snprintf(line, sizeof line, "%.1f answered/s", (double)answered / window);
+    for (int s = 0; rec && s < rec->plan.n_stages && at < (int)sizeof line; s++) {
+        const hs_stage *st = &rec->plan.stages[s];
+        int d = st->device;
+        if (c->status_runs[d])
+            at += snprintf(line + at, sizeof line - (size_t)at, "%s %s[%d,%d) %.2f ms",
+                           s ? "," : "; stage times:", c->cluster.devices[d].name, st->first,
+                           st->last, 1e3 * c->status_seconds[d] / (double)c->status_runs[d]);
+    }
+    memset(c->status_seconds, 0, sizeof c->status_seconds);
+    memset(c->status_runs, 0, sizeof c->status_runs);
+    if (answered)
+        logf_(c, "%s", line);
 }
 
 /* Admits a request. Returns true when it kept m (the caller then needs a new receive buffer). */
@@ -852,6 +888,8 @@ static void on_timers(hs_coordinator *c, double now)
 {
     if (now >= c->next_probe)
         probe(c, now);
+    if (c->o.verbose && now >= c->next_status)
+        log_status(c, now);
     if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
         logf_(c, "plan %u was not ready in %.0f s; choosing again", c->pending,
               PREPARE_TIMEOUT_S);
@@ -1051,6 +1089,7 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
     c->next_probe = now + PROBE_EVERY_S;
     c->next_swap = now;
     c->next_refine = now + REFINE_EVERY_S;
+    c->next_status = now + STATUS_EVERY_S;
     while (!c->stop) {
         if (zmq_poll(items, 3, TICK_MS) < 0) {
             if (zmq_errno() == EINTR)

@@ -18,4 +18,7 @@ cat "$TMP/load.json"
 plans=$(grep -c "commit plan" "$TMP/coord.log")
 echo "plans committed: $plans"
 check "at least 100 plans committed during the run" [ "$plans" -ge 100 ]
+grep "answered/s" "$TMP/coord.log" | head -3
+check "the coordinator reported its progress (answered/s) during the run" \
+  grep -qE "coordinator: [0-9.]+ answered/s" "$TMP/coord.log"
 finish
