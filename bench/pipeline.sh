@@ -75,7 +75,7 @@ limit_round() {
   local cut
   cut=$(grep "prepare plan" "$tmp/two.log" | tail -1 | grep -oE "dev0\[0,[0-9]+\)" | grep -oE "[0-9]+\)$" | tr -d ')')
   if [ -z "$cut" ]; then echo nan; return; fi
-  "$build/bench/bench_stages" "$1" "$cut" --rounds 1 --seconds "$(python3 -c "print($seconds / 2)")" |
+  "$build/bench/bench_stages" "$1" "$cut" --rounds 1 --seconds "$seconds" |
     grep -oE "^limit [0-9.]+" | cut -d' ' -f2
 }
 

@@ -46,7 +46,8 @@
 #define PREPARE_TIMEOUT_S 3.0
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
-#define REFINE_GAIN 0.05     /* ... and only when the predicted gain is at least this much */
+#define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
+                                the same better plan is found twice running */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
@@ -119,6 +120,8 @@ struct hs_coordinator {
     double next_status, status_seconds[HS_MAX_DEVICES];
     uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
+    hs_plan refine_candidate;  /* the better plan the last refine() found, if refine_seen */
+    bool refine_seen;
     unsigned rng;
     /* requests */
     request *table;
@@ -857,9 +860,10 @@ static void on_monitor(hs_coordinator *c, double now)
 
 /* Stage times measured by the workers have been moving the cost model's correction factors
  * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
- * the corrected costs, switch: a device slower than its profile said (a source that also runs
- * this coordinator, say) gets a shorter stage. The margin and the period keep noise from
- * making the plan flap. */
+ * the corrected costs, in two checks in a row, switch: a device slower than its profile said
+ * (a source that also runs this coordinator, say) gets a shorter stage. The margin, the
+ * confirmation and the period keep noise from making the plan flap, while a steady imbalance
+ * of a few percent (a pipeline's throughput lost outright) is still corrected. */
 static void refine(hs_coordinator *c)
 {
     epoch_rec *cur = epoch_find(c, c->current);
@@ -877,8 +881,16 @@ static void refine(hs_coordinator *c)
         return;
     double was = hs_plan_score(&p, &c->o.constraints, c->o.objective, &now_plan);
     double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
-    if (same_stages(&now_plan, &best) || !(will < was - REFINE_GAIN * fabs(was)))
+    if (same_stages(&now_plan, &best) || !(will < was - REFINE_GAIN * fabs(was))) {
+        c->refine_seen = false;
         return;
+    }
+    if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {
+        c->refine_candidate = best; /* confirm it at the next check */
+        c->refine_seen = true;
+        return;
+    }
+    c->refine_seen = false;
     logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g",
           hs_objective_name(c->o.objective), was, will);
     propose(c, false);
