@@ -138,7 +138,7 @@ set style data histograms
 set style fill solid 0.8
 set ylabel "throughput ratio"
 set yrange [0:2.2]
-set key top right
+set key outside bottom center horizontal
 plot "$out/pipeline.dat" using 2:xtic(1) title "pipeline ratio", \
      "" using 3 title "in-process limit (same cut, no runtime)", 1.9 with lines dashtype 2 title "target 1.9"
 GP
