@@ -13,6 +13,7 @@
 
 #include "hotsplit/core.h"
 #include "onnx_build.h"
+#include "bench_util.h"
 
 typedef struct kcase {
     const char *name;
@@ -50,12 +51,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static float *rand_floats(int64_t n, unsigned *seed)

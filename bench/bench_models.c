@@ -25,6 +25,7 @@
 #include <cblas.h>
 
 #include "hotsplit/core.h"
+#include "bench_util.h"
 
 #ifndef HS_BENCH_ORT_SCRIPT
 #define HS_BENCH_ORT_SCRIPT "bench/ort/ort_run.js"
@@ -69,12 +70,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Sorts v and returns the element at floor(q * (n - 1)) (the rule ort_run.js uses too). */

@@ -28,6 +28,7 @@
 #include <cblas.h>
 
 #include "hotsplit/cost.h"
+#include "bench_util.h"
 
 #ifndef HS_BENCH_CLUSTER
 #define HS_BENCH_CLUSTER "configs/clusters/loopback2.yaml"
@@ -51,27 +52,6 @@ typedef struct row {
 
 static row rows[MAX_ROWS];
 static int n_rows;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    if (n == 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static int mkdir_p(const char *path)
 {

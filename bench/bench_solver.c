@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "hotsplit/solver.h"
+#include "bench_util.h"
 
 #define N_SIZES 4
 #define N_DEVS 3
@@ -74,12 +75,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 typedef struct rng {

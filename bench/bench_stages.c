@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "hotsplit/core.h"
+#include "bench_util.h"
 
 #define MAX_CUT 64
 
@@ -34,19 +35,6 @@ typedef struct stage_job {
     hs_status status;
     hs_error err;
 } stage_job;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Runs job->x on its input for job->seconds, pinned to job->cpu; counts the runs. */
 static void *run_stage(void *arg)
@@ -160,9 +148,7 @@ int main(int argc, char **argv)
                r + 1, rounds, whole_rps, a_rps, b_rps, ratio[r]);
         fflush(stdout);
     }
-    qsort(ratio, (size_t)rounds, sizeof *ratio, cmp_double);
-    printf("limit %.3f\n", rounds % 2 ? ratio[rounds / 2]
-                                      : (ratio[rounds / 2 - 1] + ratio[rounds / 2]) / 2);
+    printf("limit %.3f\n", median(ratio, rounds));
     for (int i = 0; i < n_mid; i++)
         free(mid[i].data);
     free(x);

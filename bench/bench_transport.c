@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "transport.h"
+#include "bench_util.h"
 
 /* RAW_ZC2 sends what hotsplit sends, an 84-byte first frame and the zero-copy tensor frame,
  * without encoding or decoding anything: it separates ZeroMQ's cost of a two-frame message
@@ -44,13 +45,6 @@ typedef struct options {
     int rounds;
     int iters;
 } options;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms)
 {
@@ -237,12 +231,6 @@ static double throughput_run(mode md, size_t bytes, float *buf, double seconds)
 
 #define LAT_BYTES (100 * 1024)
 #define LAT_WARMUP 200
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define LAT_BLOCK 100
 
