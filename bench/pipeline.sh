@@ -36,7 +36,14 @@ cleanup() {
 }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-median() { python3 -c 'import sys, statistics; print(f"{statistics.median(map(float, sys.argv[1:])):.3f}")' "$@"; }
+# median X...: of the values that are numbers ("nan" rounds left out); "nan" if none is.
+median() {
+  python3 -c 'import math, statistics, sys
+v = [float(x) for x in sys.argv[1:] if not math.isnan(float(x))]
+print(f"{statistics.median(v):.3f}" if v else "nan")' "$@"
+}
+# divide A B: A / B to 3 decimals, "nan" when either is.
+divide() { python3 -c "import math; a, b = float('$1'), float('$2'); print('nan' if math.isnan(a) or math.isnan(b) else f'{a / b:.3f}')"; }
 
 # start_cluster NAME MODEL CLUSTER N_DEVICES PROFILE: starts a coordinator (CPU 0) and
 # N_DEVICES - 1 workers (CPU 1, 2, ...), waits for the last plan to commit, and sets EP to the
@@ -69,17 +76,19 @@ load() {
   python3 -c "import json; print(json.load(open('$tmp/load.json'))['throughput_rps'])"
 }
 
-# limit_round MODEL: the limit, once, for the 2-worker set-up's current cut; "nan" when its
-# current plan has one stage.
+# limit_round MODEL: the limit, once, for the cut of the 2-worker set-up's committed plan
+# ("prepare plan N: dev0[0,K) -> dev1[K,n)"); "nan" when that plan is not a 2-stage split
+# (one stage, or an empty source stage), which bench_stages refuses.
 limit_round() {
-  local cut
-  cut=$(grep "prepare plan" "$tmp/two.log" | tail -1 | grep -oE "dev0\[0,[0-9]+\)" | grep -oE "[0-9]+\)$" | tr -d ')')
-  if [ -z "$cut" ]; then echo nan; return; fi
-  "$build/bench/bench_stages" "$1" "$cut" --rounds 1 --seconds "$seconds" |
-    grep -oE "^limit [0-9.]+" | cut -d' ' -f2
+  local epoch cut
+  epoch=$(grep -oE "commit plan [0-9]+$" "$tmp/two.log" | tail -1 | grep -oE "[0-9]+$")
+  cut=$(grep -E "prepare plan ${epoch:-0}: " "$tmp/two.log" | tail -1 |
+        grep -oE "dev0\[0,[0-9]+\)" | grep -oE "[0-9]+" | tail -1)
+  "$build/bench/bench_stages" "$1" "${cut:-0}" --rounds 1 --seconds "$seconds" 2>/dev/null |
+    grep -oE "^limit [0-9.]+" | cut -d' ' -f2 || echo nan
 }
 
-echo "model,round,one_worker_rps,two_stage_rps,ratio,limit" >"$out/pipeline_rounds.csv"
+echo "model,round,one_worker_rps,two_stage_rps,ratio,limit,of_limit" >"$out/pipeline_rounds.csv"
 echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds" \
   >"$out/pipeline.csv"
 for name in $model_list; do
@@ -94,24 +103,25 @@ for name in $model_list; do
   two_ep=$EP
   load "$one_ep" "$model" 2 >/dev/null # warm-up; lets the 2-worker plan settle
   load "$two_ep" "$model" 2 >/dev/null
-  ones=() twos=() ratios=() limits=()
+  ones=() twos=() ratios=() limits=() ofs=()
   for r in $(seq "$rounds"); do
     one=$(load "$one_ep" "$model" "$seconds")
     two=$(load "$two_ep" "$model" "$seconds")
-    ratio=$(python3 -c "print(f'{$two / $one:.3f}')")
+    ratio=$(divide "$two" "$one")
     limit=$(limit_round "$model")
+    of=$(divide "$ratio" "$limit")
     echo "  round $r/$rounds: 1 worker $one/s, 2 workers $two/s, ratio $ratio," \
-         "in-process limit $limit" >&2
-    echo "$name,$r,$one,$two,$ratio,$limit" >>"$out/pipeline_rounds.csv"
-    ones+=("$one") twos+=("$two") ratios+=("$ratio") limits+=("$limit")
+         "in-process limit $limit ($of of it)" >&2
+    echo "$name,$r,$one,$two,$ratio,$limit,$of" >>"$out/pipeline_rounds.csv"
+    ones+=("$one") twos+=("$two") ratios+=("$ratio") limits+=("$limit") ofs+=("$of")
   done
   grep "measured stage times move the plan" "$tmp/two.log" | sed 's/^coordinator: /  two: /' >&2 || true
   grep "prepare plan" "$tmp/two.log" | tail -1 | sed 's/^coordinator: /  two: final /' >&2
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
-  ratio=$(median "${ratios[@]}") limit=$(median "${limits[@]}")
-  of=$(python3 -c "print(f'{$ratio / $limit:.3f}')")
+  # of_limit pairs each round's ratio with the limit measured in the same round.
+  ratio=$(median "${ratios[@]}") limit=$(median "${limits[@]}") of=$(median "${ofs[@]}")
   echo "$name: median of $rounds rounds: 1 worker $(median "${ones[@]}")/s," \
        "2 workers $(median "${twos[@]}")/s, ratio $ratio (target >= 1.9);" \
        "in-process limit $limit, pipeline at $of of it" >&2

@@ -122,6 +122,7 @@ struct hs_coordinator {
     bool replan_wanted;
     hs_plan refine_candidate;  /* the better plan the last refine() found, if refine_seen */
     bool refine_seen;
+    uint64_t observations, candidate_observations; /* telemetry reports taken; at candidate */
     unsigned rng;
     /* requests */
     request *table;
@@ -537,6 +538,7 @@ static void commit(hs_coordinator *c, double now)
     } else {
         logf_(c, "commit plan %u", c->current);
     }
+    c->refine_seen = false; /* a candidate found against the old plan is not confirmed */
     memset(c->status_seconds, 0, sizeof c->status_seconds); /* stage times of the old plan */
     memset(c->status_runs, 0, sizeof c->status_runs);
     dispatch_waiting(c, now);
@@ -682,6 +684,7 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
         return;
     const hs_stage *st = &rec->plan.stages[m->stage];
     hs_cost_observe(c->costs, d, st->first, st->last, m->seconds / m->count, 0.2);
+    c->observations++;
     if (m->epoch == c->current) {
         c->status_seconds[d] += m->seconds;
         c->status_runs[d] += m->count;
@@ -700,13 +703,16 @@ static void log_status(hs_coordinator *c, double now)
     c->status_answered = c->stats.answered;
     char line[512];
     int at = snprintf(line, sizeof line, "%.1f answered/s", (double)answered / window);
+    bool any = false;
     for (int s = 0; rec && s < rec->plan.n_stages && at < (int)sizeof line; s++) {
         const hs_stage *st = &rec->plan.stages[s];
         int d = st->device;
-        if (c->status_runs[d])
-            at += snprintf(line + at, sizeof line - (size_t)at, "%s %s[%d,%d) %.2f ms",
-                           s ? "," : "; stage times:", c->cluster.devices[d].name, st->first,
-                           st->last, 1e3 * c->status_seconds[d] / (double)c->status_runs[d]);
+        if (!c->status_runs[d])
+            continue; /* no telemetry yet (or an empty stage, never run) */
+        at += snprintf(line + at, sizeof line - (size_t)at, "%s %s[%d,%d) %.2f ms",
+                       any ? "," : "; stage times:", c->cluster.devices[d].name, st->first,
+                       st->last, 1e3 * c->status_seconds[d] / (double)c->status_runs[d]);
+        any = true;
     }
     memset(c->status_seconds, 0, sizeof c->status_seconds);
     memset(c->status_runs, 0, sizeof c->status_runs);
@@ -886,10 +892,13 @@ static void refine(hs_coordinator *c)
         return;
     }
     if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {
-        c->refine_candidate = best; /* confirm it at the next check */
+        c->refine_candidate = best; /* confirm it at the next check, on newer measurements */
         c->refine_seen = true;
+        c->candidate_observations = c->observations;
         return;
     }
+    if (c->observations == c->candidate_observations)
+        return; /* nothing measured since: the same costs would only repeat themselves */
     c->refine_seen = false;
     logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g",
           hs_objective_name(c->o.objective), was, will);

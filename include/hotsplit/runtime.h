@@ -129,7 +129,9 @@ hs_status hs_client_submit(hs_client *c, const hs_tensor *inputs, int n_inputs,
 
 /* As hs_client_submit, but the inputs' bytes go out from the caller's buffers without a copy
  * (a frame grabber's ring buffer, say): they must stay unchanged until release(hint) is called,
- * once, from a ZeroMQ thread, possibly before this returns; also when the submit fails. */
+ * exactly once, also when the submit fails. It may run on any thread: a ZeroMQ thread, or the
+ * caller's own inside this call or inside hs_client_free(), so it must not take a lock the
+ * caller holds around those calls. */
 typedef void (*hs_input_release_fn)(void *hint);
 hs_status hs_client_submit_nocopy(hs_client *c, const hs_tensor *inputs, int n_inputs,
                                   hs_input_release_fn release, void *hint,
