@@ -887,7 +887,10 @@ static void refine(hs_coordinator *c)
         return;
     double was = hs_plan_score(&p, &c->o.constraints, c->o.objective, &now_plan);
     double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
-    if (same_stages(&now_plan, &best) || !(will < was - REFINE_GAIN * fabs(was))) {
+    /* A current plan that no longer meets the constraints scores infinity: any feasible one
+     * beats it. */
+    bool better = isfinite(was) ? will < was - REFINE_GAIN * fabs(was) : isfinite(will);
+    if (same_stages(&now_plan, &best) || !better) {
         c->refine_seen = false;
         return;
     }
