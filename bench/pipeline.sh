@@ -121,12 +121,11 @@ for name in $model_list; do
   wait 2>/dev/null || true
   pids=()
   # of_limit pairs each round's ratio with the limit measured in the same round.
+  one=$(median "${ones[@]}") two=$(median "${twos[@]}")
   ratio=$(median "${ratios[@]}") limit=$(median "${limits[@]}") of=$(median "${ofs[@]}")
-  echo "$name: median of $rounds rounds: 1 worker $(median "${ones[@]}")/s," \
-       "2 workers $(median "${twos[@]}")/s, ratio $ratio (target >= 1.9);" \
-       "in-process limit $limit, pipeline at $of of it" >&2
-  echo "$name,$(median "${ones[@]}"),$(median "${twos[@]}"),$ratio,$limit,$of,$rounds" \
-    >>"$out/pipeline.csv"
+  echo "$name: median of $rounds rounds: 1 worker $one/s, 2 workers $two/s, ratio $ratio" \
+       "(target >= 1.9); in-process limit $limit, pipeline at $of of it" >&2
+  echo "$name,$one,$two,$ratio,$limit,$of,$rounds" >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys

@@ -525,6 +525,13 @@ static void probe(hs_coordinator *c, double now)
         lose_worker(c, gone[i], "its connection is gone", now);
 }
 
+/* Starts a new --verbose status window of stage times (see log_status). */
+static void status_clear(hs_coordinator *c)
+{
+    memset(c->status_seconds, 0, sizeof c->status_seconds);
+    memset(c->status_runs, 0, sizeof c->status_runs);
+}
+
 static void commit(hs_coordinator *c, double now)
 {
     c->current = c->pending;
@@ -539,8 +546,7 @@ static void commit(hs_coordinator *c, double now)
         logf_(c, "commit plan %u", c->current);
     }
     c->refine_seen = false; /* a candidate found against the old plan is not confirmed */
-    memset(c->status_seconds, 0, sizeof c->status_seconds); /* stage times of the old plan */
-    memset(c->status_runs, 0, sizeof c->status_runs);
+    status_clear(c);        /* stage times of the old plan */
     dispatch_waiting(c, now);
     probe(c, now);
 }
@@ -714,8 +720,7 @@ static void log_status(hs_coordinator *c, double now)
                        st->last, 1e3 * c->status_seconds[d] / (double)c->status_runs[d]);
         any = true;
     }
-    memset(c->status_seconds, 0, sizeof c->status_seconds);
-    memset(c->status_runs, 0, sizeof c->status_runs);
+    status_clear(c);
     if (answered)
         logf_(c, "%s", line);
 }
