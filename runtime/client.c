@@ -11,12 +11,14 @@
 
 struct hs_client {
     void *ctx, *socket;
+    bool owns_ctx;       /* false: the coordinator's context (hs_coordinator_client) */
     uint64_t next_id;
     hs_msg *in, *out;
 };
 
-hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_client **out,
-                        hs_error *err)
+/* A client on ctx (created here when NULL) connected to endpoint. */
+static hs_status client_open(void *ctx, const char *endpoint, const hs_net_opts *net,
+                             hs_client **out, hs_error *err)
 {
     *out = NULL;
     hs_client *c = calloc(1, sizeof *c);
@@ -25,7 +27,8 @@ hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_clie
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->in = calloc(1, sizeof *c->in);
     c->out = calloc(1, sizeof *c->out);
-    c->ctx = zmq_ctx_new();
+    c->owns_ctx = !ctx;
+    c->ctx = ctx ? ctx : zmq_ctx_new();
     hs_status st = c->in && c->out && c->ctx
                        ? HS_OK : hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     hs_socket_opts so;
@@ -47,8 +50,8 @@ hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_clie
         int timeout_ms = 3000;
         zmq_setsockopt(c->socket, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     }
-    if (st == HS_OK && zmq_connect(c->socket, coordinator) != 0)
-        st = hs_error_set(err, HS_ERR_IO, "cannot connect to %s: %s", coordinator,
+    if (st == HS_OK && zmq_connect(c->socket, endpoint) != 0)
+        st = hs_error_set(err, HS_ERR_IO, "cannot connect to %s: %s", endpoint,
                               zmq_strerror(zmq_errno()));
     if (st != HS_OK) {
         hs_client_free(c);
@@ -56,6 +59,18 @@ hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_clie
     }
     *out = c;
     return HS_OK;
+}
+
+hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_client **out,
+                        hs_error *err)
+{
+    return client_open(NULL, coordinator, net, out, err);
+}
+
+hs_status hs__client_new_inproc(void *ctx, const char *endpoint, hs_client **out,
+                                hs_error *err)
+{
+    return client_open(ctx, endpoint, NULL, out, err);
 }
 
 void hs_client_free(hs_client *c)
@@ -66,7 +81,7 @@ void hs_client_free(hs_client *c)
         hs_msg_close(c->in);
     if (c->socket)
         zmq_close(c->socket);
-    if (c->ctx)
+    if (c->ctx && c->owns_ctx)
         zmq_ctx_term(c->ctx);
     free(c->in);
     free(c->out);

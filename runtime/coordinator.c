@@ -1139,6 +1139,11 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
     return HS_OK;
 }
 
+hs_status hs_coordinator_client(hs_coordinator *c, hs_client **out, hs_error *err)
+{
+    return hs__client_new_inproc(c->ctx, c->inproc, out, err);
+}
+
 void hs_coordinator_stop(hs_coordinator *c) { c->stop = 1; }
 
 void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out)

@@ -76,4 +76,9 @@ hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_g
                                   uint64_t digest, hs_worker **out, hs_error *err);
 const char *hs__worker_endpoint(const hs_worker *w);
 
+/* A client on the coordinator's context, connected to its inproc endpoint
+ * (hs_coordinator_client). */
+hs_status hs__client_new_inproc(void *ctx, const char *endpoint, hs_client **out,
+                                hs_error *err);
+
 #endif

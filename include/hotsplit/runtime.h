@@ -62,6 +62,7 @@ typedef struct hs_coordinator_opts {
 } hs_coordinator_opts;
 
 typedef struct hs_coordinator hs_coordinator;
+typedef struct hs_client hs_client; /* below */
 
 /* Loads the model and cluster, binds the sockets and starts the embedded source worker.
  * Caller owns *out. */
@@ -79,6 +80,15 @@ typedef struct hs_coordinator_stats {
     double last_recovery_s;      /* worker loss detected -> new plan committed */
 } hs_coordinator_stats;
 void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out);
+
+/* A client inside the coordinator's own process: for the application that embeds the source
+ * (a camera process that runs the coordinator in a thread). Its requests reach the coordinator
+ * over ZeroMQ inproc, so an input submitted with hs_client_submit_nocopy goes from the
+ * caller's buffer to the source stage without a copy and without a socket's CPU cost, and its
+ * answers come back the same way. Nothing leaves the process, so no CURVE on this path. Use it
+ * as any client (from any one thread; it may be created before or while run() serves) and free
+ * it before the coordinator. */
+hs_status hs_coordinator_client(hs_coordinator *c, hs_client **out, hs_error *err);
 
 /* ---- worker -------------------------------------------------------------------------------- */
 
@@ -114,8 +124,6 @@ void hs_worker_get_stats(const hs_worker *w, hs_worker_stats *out);
 void hs_worker_free(hs_worker *w);
 
 /* ---- client -------------------------------------------------------------------------------- */
-
-typedef struct hs_client hs_client;
 
 hs_status hs_client_new(const char *coordinator, const hs_net_opts *net, hs_client **out,
                         hs_error *err);
