@@ -15,8 +15,13 @@
 # The coordinators (device 0) are pinned to CPU 0 and the worker (device 1) to CPU 1, as two
 # devices would be: unpinned, the scheduler sometimes stacks both stages on one core.
 #
+# The same comparison is then made a second way, with the source embedded as a camera
+# application runs it (bench_embedded): both set-ups' coordinators in one process on CPU 0, fed
+# by in-process clients without a copy (hs_coordinator_client), so no input crosses TCP and no
+# load-generator process shares the cores. Its median round is the "embedded" column.
+#
 # Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png and
-#        pipeline_rounds.csv). HS_BENCH_ROUNDS (default 5) rounds of HS_BENCH_SECONDS (default
+#        pipeline_rounds.csv, pipeline_embedded_rounds.csv). HS_BENCH_ROUNDS (default 5) rounds of HS_BENCH_SECONDS (default
 #        4) seconds per set-up; HS_BENCH_MODELS overrides the model list.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,8 +93,32 @@ limit_round() {
     grep -oE "^limit [0-9.]+" | cut -d' ' -f2 || echo nan
 }
 
+# embedded_rounds NAME MODEL PROFILE: bench_embedded's rounds (appended to
+# pipeline_embedded_rounds.csv, shown as they come) with a worker for device 1 on CPU 1; prints
+# the median ratio.
+embedded_rounds() {
+  local ep=tcp://127.0.0.1:$(port) log=$tmp/$1.embedded.log wpid
+  : >"$tmp/embedded.out"
+  "$build/bench/bench_embedded" "$2" --one "$root/configs/clusters/loopback1.yaml" \
+    --two "$root/configs/clusters/loopback2.yaml" --listen "$ep" --profile "$3" \
+    --rounds "$rounds" --seconds "$seconds" --csv "$tmp/embedded.csv" --verbose \
+    2>"$log" >"$tmp/embedded.out" &
+  local bpid=$!
+  taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$2" \
+    >"$tmp/$1.embedded.w1.log" 2>&1 &
+  wpid=$!
+  tail -f --pid=$bpid "$tmp/embedded.out" | grep --line-buffered "^round" | sed 's/^/  /' >&2
+  wait $bpid || { echo "pipeline: bench_embedded failed:" >&2; tail -5 "$log" >&2; exit 1; }
+  kill -TERM $wpid 2>/dev/null || true
+  wait $wpid 2>/dev/null || true
+  grep "prepare plan" "$log" | tail -1 | sed 's/^coordinator: /  embedded: final /' >&2
+  tail -n +2 "$tmp/embedded.csv" | sed "s/^/$1,/" >>"$out/pipeline_embedded_rounds.csv"
+  grep -oE "^ratio [0-9.]+" "$tmp/embedded.out" | cut -d' ' -f2
+}
+
 echo "model,round,one_worker_rps,two_stage_rps,ratio,limit,of_limit" >"$out/pipeline_rounds.csv"
-echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds" \
+echo "model,round,one_worker_rps,two_stage_rps,ratio" >"$out/pipeline_embedded_rounds.csv"
+echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds,embedded_ratio,embedded_of_limit" \
   >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
@@ -125,19 +154,26 @@ for name in $model_list; do
   ratio=$(median "${ratios[@]}") limit=$(median "${limits[@]}") of=$(median "${ofs[@]}")
   echo "$name: median of $rounds rounds: 1 worker $one/s, 2 workers $two/s, ratio $ratio" \
        "(target >= 1.9); in-process limit $limit, pipeline at $of of it" >&2
-  echo "$name,$one,$two,$ratio,$limit,$of,$rounds" >>"$out/pipeline.csv"
+  echo "== $name: the same with the source embedded (in-process clients, no copy)" >&2
+  embedded=$(embedded_rounds "$name" "$model" "$tmp/$name.profile.yaml")
+  echo "$name: embedded source: median ratio $embedded, $(divide "$embedded" "$limit") of the" \
+       "limit" >&2
+  echo "$name,$one,$two,$ratio,$limit,$of,$rounds,$embedded,$(divide "$embedded" "$limit")" \
+    >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
 rows = list(csv.DictReader(open(f"{out}/pipeline.csv")))
 rounds = list(csv.DictReader(open(f"{out}/pipeline_rounds.csv")))
+embedded = list(csv.DictReader(open(f"{out}/pipeline_embedded_rounds.csv")))
 for r in rows:
     r["per_round"] = [x for x in rounds if x["model"] == r["model"]]
+    r["embedded_per_round"] = [x for x in embedded if x["model"] == r["model"]]
 json.dump(rows, open(f"{out}/pipeline.json", "w"), indent=1)
 with open(f"{out}/pipeline.dat", "w") as f:
     for r in rows:
-        f.write(f"{r['model']} {r['ratio']} {r['limit']}\n")
+        f.write(f"{r['model']} {r['ratio']} {r['embedded_ratio']} {r['limit']}\n")
 PY
 gnuplot <<GP
 set terminal pngcairo size 800,450 noenhanced
@@ -148,7 +184,8 @@ set style fill solid 0.8
 set ylabel "throughput ratio"
 set yrange [0:2.2]
 set key outside bottom center horizontal
-plot "$out/pipeline.dat" using 2:xtic(1) title "pipeline ratio", \
-     "" using 3 title "in-process limit (same cut, no runtime)", 1.9 with lines dashtype 2 title "target 1.9"
+plot "$out/pipeline.dat" using 2:xtic(1) title "pipeline ratio (client over TCP)", \
+     "" using 3 title "pipeline ratio (source embedded)", \
+     "" using 4 title "in-process limit (same cut, no runtime)", 1.9 with lines dashtype 2 title "target 1.9"
 GP
 column -s, -t "$out/pipeline.csv"

@@ -1,0 +1,270 @@
+/*
+ * The pipeline benchmark with the source embedded, as a camera application runs it: the
+ * coordinator is a thread of the application's process and inputs are handed to it in memory
+ * (hs_coordinator_client + hs_client_submit_nocopy: no copy, no socket) instead of crossing
+ * loopback TCP from a separate load-generator process.
+ *
+ * This process hosts two coordinators, both pinned with everything else here to CPU 0:
+ *   "one", over a 1-device cluster: the whole model on the source device;
+ *   "two", over a 2-device cluster, listening on --listen for the other device's worker
+ *          (a `hotsplit worker` process the caller starts, pinned to CPU 1).
+ * Once "two" has committed a plan with both devices, rounds alternate between the two set-ups
+ * (the idle one costs nothing): each round keeps --concurrency requests in flight from an
+ * in-process client for --seconds, counts the answers that arrive in the window after a short
+ * warm-up, and prints both rates and their ratio. Every answer is checked: one per request,
+ * bit-identical to this process's own single-device run of the same input. The median round's
+ * ratio is printed last ("ratio R"); --csv writes every round.
+ *
+ * usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
+ *                       [--profile FILE] [--rounds N] [--seconds S] [--concurrency N]
+ *                       [--csv FILE] [--verbose]
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hotsplit/runtime.h"
+#include "bench_util.h"
+
+#define N_INPUTS 4       /* distinct inputs, cycled */
+#define WARMUP_S 0.5     /* of each round, before answers are counted */
+#define SETTLE_S 20.0    /* longest wait for the 2-device plan */
+
+typedef struct setup {
+    const char *name;
+    hs_coordinator *co;
+    pthread_t thread;
+    hs_error run_err;
+} setup;
+
+static void *serve(void *arg)
+{
+    setup *s = arg;
+    hs_coordinator_run(s->co, &s->run_err);
+    return NULL;
+}
+
+static void input_kept(void *hint) { (void)hint; }
+
+typedef struct checker {
+    hs_tensor input[N_INPUTS];
+    void *expected[N_INPUTS]; /* first output of each input, on one device */
+    size_t expected_bytes;
+} checker;
+
+/* One round: a closed loop of `concurrency` requests for warm-up + seconds; returns answers
+ * per second inside the window, or a negative value (reason on stderr) when an answer is
+ * missing, repeated, failed or wrong. */
+static double run_round(setup *s, const checker *ck, int concurrency, double seconds)
+{
+    hs_client *cl;
+    hs_error err = {0};
+    if (hs_coordinator_client(s->co, &cl, &err) != HS_OK) {
+        fprintf(stderr, "bench_embedded: %s: %s\n", s->name, err.msg);
+        return -1;
+    }
+    uint64_t sent = 0, answered = 0, in_window = 0, bad = 0;
+    double start = now_s(), from = start + WARMUP_S, to = from + seconds;
+    size_t cap = (size_t)(5000 * (WARMUP_S + seconds)); /* requests: far above any rate */
+    uint8_t *seen = calloc(cap + 1, 1); /* answers per request id */
+    for (double now = start; (now < to || answered < sent) && !bad; now = now_s()) {
+        while (now < to && sent - answered < (uint64_t)concurrency && sent < cap) {
+            uint64_t id;
+            if (hs_client_submit_nocopy(cl, &ck->input[sent % N_INPUTS], 1, input_kept, NULL,
+                                        &id, &err) != HS_OK) {
+                fprintf(stderr, "bench_embedded: %s: submit: %s\n", s->name, err.msg);
+                bad++;
+                break;
+            }
+            sent++;
+        }
+        hs_result r;
+        if (hs_client_receive(cl, 5000, &r, &err) != HS_OK) {
+            fprintf(stderr, "bench_embedded: %s: %llu of %llu answered: %s\n", s->name,
+                    (unsigned long long)answered, (unsigned long long)sent, err.msg);
+            bad++;
+            break;
+        }
+        uint64_t id = r.request_id;
+        if (id < 1 || id > sent || seen[id]++ || r.status != HS_OK ||
+            r.n_outputs < 1 || hs_tensor_nbytes(&r.outputs[0]) != ck->expected_bytes ||
+            memcmp(r.outputs[0].data, ck->expected[(id - 1) % N_INPUTS],
+                   ck->expected_bytes) != 0) {
+            fprintf(stderr, "bench_embedded: %s: request %llu: answer repeated, failed (%s) "
+                    "or not the single-device result\n", s->name, (unsigned long long)id,
+                    r.reason);
+            bad++;
+        }
+        answered++;
+        double t = now_s();
+        in_window += t >= from && t < to;
+    }
+    free(seen);
+    hs_client_free(cl);
+    return bad ? -1 : (double)in_window / seconds;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml "
+            "--listen ENDPOINT [--profile FILE] [--rounds N] [--seconds S] [--concurrency N] "
+            "[--csv FILE] [--verbose]\n");
+    return 2;
+}
+
+/* The single-device answers the pipeline's must equal, for N_INPUTS pseudo-random inputs. */
+static int make_checker(const char *path, checker *ck)
+{
+    hs_graph *g;
+    hs_exec *x;
+    hs_error err;
+    if (hs_graph_load_onnx(path, NULL, &g, &err) != HS_OK ||
+        hs_exec_new(g, 0, hs_graph_node_count(g), &x, &err) != HS_OK) {
+        fprintf(stderr, "bench_embedded: %s\n", err.msg);
+        return 1;
+    }
+    if (hs_graph_input_count(g) != 1) {
+        fprintf(stderr, "bench_embedded: %s: the model must take one input\n", path);
+        return 1;
+    }
+    hs_tensor out[16];
+    int n_out = hs_exec_output_count(x);
+    for (int i = 0; i < N_INPUTS; i++) {
+        hs_graph_input(g, 0, &ck->input[i]);
+        int64_t n = hs_tensor_numel(&ck->input[i]);
+        float *v = malloc((size_t)n * sizeof *v);
+        uint32_t s = 1 + (uint32_t)i;
+        for (int64_t k = 0; k < n; k++, s = s * 1664525u + 1013904223u)
+            v[k] = (float)(s >> 8) / 16777216.0f - 0.5f;
+        ck->input[i].data = v;
+        if (n_out > 16 || hs_exec_run(x, &ck->input[i], 1, out, n_out, &err) != HS_OK) {
+            fprintf(stderr, "bench_embedded: %s: %s\n", path, n_out > 16 ? "too many outputs"
+                    : err.msg);
+            return 1;
+        }
+        ck->expected_bytes = hs_tensor_nbytes(&out[0]);
+        ck->expected[i] = malloc(ck->expected_bytes);
+        memcpy(ck->expected[i], out[0].data, ck->expected_bytes);
+    }
+    hs_exec_free(x);
+    hs_graph_free(g);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *one_cluster = NULL, *two_cluster = NULL, *listen = NULL, *profile = NULL,
+               *csv = NULL;
+    int rounds = 5, concurrency = 4;
+    double seconds = 4;
+    bool verbose = false;
+    static const struct option long_opts[] = {
+        {"one", required_argument, NULL, '1'},     {"two", required_argument, NULL, '2'},
+        {"listen", required_argument, NULL, 'l'},  {"profile", required_argument, NULL, 'p'},
+        {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
+        {"concurrency", required_argument, NULL, 'c'}, {"csv", required_argument, NULL, 'o'},
+        {"verbose", no_argument, NULL, 'v'},       {NULL, 0, NULL, 0}};
+    for (int ch; (ch = getopt_long(argc, argv, "", long_opts, NULL)) != -1;) {
+        switch (ch) {
+        case '1': one_cluster = optarg; break;
+        case '2': two_cluster = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'p': profile = optarg; break;
+        case 'o': csv = optarg; break;
+        case 'r': rounds = atoi(optarg); break;
+        case 's': seconds = atof(optarg); break;
+        case 'c': concurrency = atoi(optarg); break;
+        case 'v': verbose = true; break;
+        default: return usage();
+        }
+    }
+    if (argc - optind != 1 || !one_cluster || !two_cluster || !listen || rounds < 1 ||
+        !(seconds > 0) || concurrency < 1)
+        return usage();
+    const char *model = argv[optind];
+
+    /* Everything here is device 0: pinned before any thread starts, so all inherit it. */
+    cpu_set_t cpu0;
+    CPU_ZERO(&cpu0);
+    CPU_SET(0, &cpu0);
+    sched_setaffinity(0, sizeof cpu0, &cpu0);
+    hs_set_threads(1);
+
+    checker ck = {0};
+    if (make_checker(model, &ck))
+        return 1;
+    setup sets[2] = {{.name = "1 worker"}, {.name = "2 workers"}};
+    const char *clusters[2] = {one_cluster, two_cluster};
+    const char *listens[2] = {"tcp://127.0.0.1:*", listen};
+    for (int i = 0; i < 2; i++) {
+        hs_coordinator_opts o = {.model_path = model, .cluster_path = clusters[i],
+                                 .listen = listens[i], .profile_path = profile,
+                                 .objective = HS_OBJ_THROUGHPUT, .threads = 1,
+                                 .verbose = verbose};
+        hs_error err;
+        if (hs_coordinator_new(&o, &sets[i].co, &err) != HS_OK) {
+            fprintf(stderr, "bench_embedded: %s\n", err.msg);
+            return 1;
+        }
+        pthread_create(&sets[i].thread, NULL, serve, &sets[i]);
+    }
+    /* The 2-device plan: committed after the worker registers (its first commit is the
+     * 1-device plan). */
+    hs_coordinator_stats st;
+    double deadline = now_s() + SETTLE_S;
+    do {
+        usleep(100000);
+        hs_coordinator_get_stats(sets[1].co, &st);
+    } while ((st.live_workers < 2 || st.epoch < 2) && now_s() < deadline);
+    if (st.live_workers < 2) {
+        fprintf(stderr, "bench_embedded: no worker registered at %s within %.0f s\n", listen,
+                SETTLE_S);
+        return 1;
+    }
+    printf("%s: %d rounds of %g s per set-up, %d in flight, source embedded (in-process "
+           "client, no copy)\n", model, rounds, seconds, concurrency);
+    fflush(stdout);
+    /* Warm-up: lets the 2-device plan settle on measured stage times. */
+    for (int i = 0; i < 2; i++)
+        if (run_round(&sets[i], &ck, concurrency, 2) < 0)
+            return 1;
+    FILE *out = csv ? fopen(csv, "w") : NULL;
+    if (csv && !out) {
+        fprintf(stderr, "bench_embedded: %s: cannot create\n", csv);
+        return 1;
+    }
+    if (out)
+        fprintf(out, "round,one_worker_rps,two_stage_rps,ratio\n");
+    double *ratio = malloc((size_t)rounds * sizeof *ratio);
+    for (int r = 0; r < rounds; r++) {
+        double one = run_round(&sets[0], &ck, concurrency, seconds);
+        double two = one < 0 ? -1 : run_round(&sets[1], &ck, concurrency, seconds);
+        if (two < 0)
+            return 1;
+        ratio[r] = two / one;
+        printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f\n", r + 1, rounds,
+               one, two, ratio[r]);
+        fflush(stdout);
+        if (out)
+            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, one, two, ratio[r]);
+    }
+    if (out)
+        fclose(out);
+    printf("ratio %.3f\n", median(ratio, rounds));
+    for (int i = 0; i < 2; i++) {
+        hs_coordinator_stop(sets[i].co);
+        pthread_join(sets[i].thread, NULL);
+        hs_coordinator_free(sets[i].co);
+    }
+    for (int i = 0; i < N_INPUTS; i++) {
+        free(ck.input[i].data);
+        free(ck.expected[i]);
+    }
+    free(ratio);
+    return 0;
+}
