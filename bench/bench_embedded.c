@@ -57,9 +57,10 @@ typedef struct checker {
     size_t expected_bytes;
 } checker;
 
-/* One round: a closed loop of `concurrency` requests for warm-up + seconds; returns answers
- * per second inside the window, or a negative value (reason on stderr) when an answer is
- * missing, repeated, failed or wrong. */
+/* One round: a closed loop of `concurrency` requests for warm-up + seconds; returns the rate
+ * of the answers that arrive inside the window, (n - 1) over the time from the first of them
+ * to the last (a count over the window's length would move in steps of 1/seconds), or a
+ * negative value (reason on stderr) when an answer is missing, repeated, failed or wrong. */
 static double run_round(setup *s, const checker *ck, int concurrency, double seconds)
 {
     hs_client *cl;
@@ -69,10 +70,16 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
         return -1;
     }
     uint64_t sent = 0, answered = 0, in_window = 0, bad = 0;
-    double start = now_s(), from = start + WARMUP_S, to = from + seconds;
+    double start = now_s(), from = start + WARMUP_S, to = from + seconds, first = 0, last = 0;
     size_t cap = (size_t)(5000 * (WARMUP_S + seconds)); /* requests: far above any rate */
     uint8_t *seen = calloc(cap + 1, 1); /* answers per request id */
-    for (double now = start; (now < to || answered < sent) && !bad; now = now_s()) {
+    if (!seen) {
+        hs_client_free(cl);
+        fprintf(stderr, "bench_embedded: out of memory\n");
+        return -1;
+    }
+    for (double now = start; ((now < to && sent < cap) || answered < sent) && !bad;
+         now = now_s()) {
         while (now < to && sent - answered < (uint64_t)concurrency && sent < cap) {
             uint64_t id;
             if (hs_client_submit_nocopy(cl, &ck->input[sent % N_INPUTS], 1, input_kept, NULL,
@@ -84,9 +91,10 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
             sent++;
         }
         hs_result r;
-        if (hs_client_receive(cl, 5000, &r, &err) != HS_OK) {
-            fprintf(stderr, "bench_embedded: %s: %llu of %llu answered: %s\n", s->name,
-                    (unsigned long long)answered, (unsigned long long)sent, err.msg);
+        if (bad || hs_client_receive(cl, 5000, &r, &err) != HS_OK) {
+            if (!bad)
+                fprintf(stderr, "bench_embedded: %s: %llu of %llu answered: %s\n", s->name,
+                        (unsigned long long)answered, (unsigned long long)sent, err.msg);
             bad++;
             break;
         }
@@ -102,11 +110,17 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
         }
         answered++;
         double t = now_s();
-        in_window += t >= from && t < to;
+        if (t >= from && t < to) {
+            if (!in_window++)
+                first = t;
+            last = t;
+        }
     }
     free(seen);
     hs_client_free(cl);
-    return bad ? -1 : (double)in_window / seconds;
+    if (!bad && in_window < 2)
+        fprintf(stderr, "bench_embedded: %s: fewer than 2 answers in %g s\n", s->name, seconds);
+    return bad || in_window < 2 ? -1 : (double)(in_window - 1) / (last - first);
 }
 
 static int usage(void)
@@ -128,8 +142,11 @@ static int make_checker(const char *path, checker *ck)
         fprintf(stderr, "bench_embedded: %s\n", err.msg);
         return 1;
     }
-    if (hs_graph_input_count(g) != 1) {
-        fprintf(stderr, "bench_embedded: %s: the model must take one input\n", path);
+    hs_tensor desc = {0};
+    if (hs_graph_input_count(g) == 1)
+        hs_graph_input(g, 0, &desc);
+    if (hs_graph_input_count(g) != 1 || desc.dtype != HS_F32) {
+        fprintf(stderr, "bench_embedded: %s: the model must take one float32 input\n", path);
         return 1;
     }
     hs_tensor out[16];
@@ -154,6 +171,62 @@ static int make_checker(const char *path, checker *ck)
     hs_exec_free(x);
     hs_graph_free(g);
     return 0;
+}
+
+/* Waits for the 2-device plan, warms both set-ups up, then runs the alternating rounds;
+ * prints each and the median ratio, writes csv if given. Returns the exit status. */
+static int measure(setup sets[2], const checker *ck, const char *listen, int rounds,
+                   double seconds, int concurrency, const char *csv)
+{
+    /* The 2-device plan: committed after the worker registers (the first commit is the
+     * 1-device plan). */
+    hs_coordinator_stats st;
+    double deadline = now_s() + SETTLE_S;
+    do {
+        usleep(100000);
+        hs_coordinator_get_stats(sets[1].co, &st);
+    } while ((st.live_workers < 2 || st.epoch < 2) && now_s() < deadline);
+    if (st.live_workers < 2) {
+        fprintf(stderr, "bench_embedded: no worker registered at %s within %.0f s\n", listen,
+                SETTLE_S);
+        return 1;
+    }
+    printf("%d rounds of %g s per set-up, %d in flight, source embedded (in-process client, "
+           "no copy)\n", rounds, seconds, concurrency);
+    fflush(stdout);
+    /* Warm-up: lets the 2-device plan settle on measured stage times. */
+    for (int i = 0; i < 2; i++)
+        if (run_round(&sets[i], ck, concurrency, 2) < 0)
+            return 1;
+    FILE *out = csv ? fopen(csv, "w") : NULL;
+    if (csv && !out) {
+        fprintf(stderr, "bench_embedded: %s: cannot create\n", csv);
+        return 1;
+    }
+    if (out)
+        fprintf(out, "round,one_worker_rps,two_stage_rps,ratio\n");
+    double *ratio = malloc((size_t)rounds * sizeof *ratio);
+    int rc = ratio ? 0 : 1;
+    for (int r = 0; r < rounds && rc == 0; r++) {
+        double one = run_round(&sets[0], ck, concurrency, seconds);
+        double two = one < 0 ? -1 : run_round(&sets[1], ck, concurrency, seconds);
+        if (two < 0) {
+            rc = 1;
+            break;
+        }
+        ratio[r] = two / one;
+        printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f\n", r + 1, rounds,
+               one, two, ratio[r]);
+        fflush(stdout);
+        if (out)
+            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, one, two, ratio[r]);
+    }
+    if (out)
+        fclose(out);
+    if (rc == 0)
+        printf("ratio %.3f\n", median(ratio, rounds));
+    free(ratio);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -201,6 +274,7 @@ int main(int argc, char **argv)
     setup sets[2] = {{.name = "1 worker"}, {.name = "2 workers"}};
     const char *clusters[2] = {one_cluster, two_cluster};
     const char *listens[2] = {"tcp://127.0.0.1:*", listen};
+    int started = 0, rc = 1;
     for (int i = 0; i < 2; i++) {
         hs_coordinator_opts o = {.model_path = model, .cluster_path = clusters[i],
                                  .listen = listens[i], .profile_path = profile,
@@ -209,54 +283,20 @@ int main(int argc, char **argv)
         hs_error err;
         if (hs_coordinator_new(&o, &sets[i].co, &err) != HS_OK) {
             fprintf(stderr, "bench_embedded: %s\n", err.msg);
-            return 1;
+            break;
         }
-        pthread_create(&sets[i].thread, NULL, serve, &sets[i]);
+        if (pthread_create(&sets[i].thread, NULL, serve, &sets[i]) != 0) {
+            hs_coordinator_free(sets[i].co);
+            fprintf(stderr, "bench_embedded: cannot start a thread\n");
+            break;
+        }
+        started++;
     }
-    /* The 2-device plan: committed after the worker registers (its first commit is the
-     * 1-device plan). */
-    hs_coordinator_stats st;
-    double deadline = now_s() + SETTLE_S;
-    do {
-        usleep(100000);
-        hs_coordinator_get_stats(sets[1].co, &st);
-    } while ((st.live_workers < 2 || st.epoch < 2) && now_s() < deadline);
-    if (st.live_workers < 2) {
-        fprintf(stderr, "bench_embedded: no worker registered at %s within %.0f s\n", listen,
-                SETTLE_S);
-        return 1;
-    }
-    printf("%s: %d rounds of %g s per set-up, %d in flight, source embedded (in-process "
-           "client, no copy)\n", model, rounds, seconds, concurrency);
-    fflush(stdout);
-    /* Warm-up: lets the 2-device plan settle on measured stage times. */
-    for (int i = 0; i < 2; i++)
-        if (run_round(&sets[i], &ck, concurrency, 2) < 0)
-            return 1;
-    FILE *out = csv ? fopen(csv, "w") : NULL;
-    if (csv && !out) {
-        fprintf(stderr, "bench_embedded: %s: cannot create\n", csv);
-        return 1;
-    }
-    if (out)
-        fprintf(out, "round,one_worker_rps,two_stage_rps,ratio\n");
-    double *ratio = malloc((size_t)rounds * sizeof *ratio);
-    for (int r = 0; r < rounds; r++) {
-        double one = run_round(&sets[0], &ck, concurrency, seconds);
-        double two = one < 0 ? -1 : run_round(&sets[1], &ck, concurrency, seconds);
-        if (two < 0)
-            return 1;
-        ratio[r] = two / one;
-        printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f\n", r + 1, rounds,
-               one, two, ratio[r]);
-        fflush(stdout);
-        if (out)
-            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, one, two, ratio[r]);
-    }
-    if (out)
-        fclose(out);
-    printf("ratio %.3f\n", median(ratio, rounds));
-    for (int i = 0; i < 2; i++) {
+    if (started == 2)
+        rc = measure(sets, &ck, listen, rounds, seconds, concurrency, csv);
+    /* Also on failure: a coordinator that is freed sends its worker a BYE, so the worker the
+     * caller started does not outlive this process. */
+    for (int i = 0; i < started; i++) {
         hs_coordinator_stop(sets[i].co);
         pthread_join(sets[i].thread, NULL);
         hs_coordinator_free(sets[i].co);
@@ -265,6 +305,5 @@ int main(int argc, char **argv)
         free(ck.input[i].data);
         free(ck.expected[i]);
     }
-    free(ratio);
-    return 0;
+    return rc;
 }

@@ -18,11 +18,13 @@
 # The same comparison is then made a second way, with the source embedded as a camera
 # application runs it (bench_embedded): both set-ups' coordinators in one process on CPU 0, fed
 # by in-process clients without a copy (hs_coordinator_client), so no input crosses TCP and no
-# load-generator process shares the cores. Its median round is the "embedded" column.
+# load-generator process shares the cores. Its median round is the "embedded" column. Its
+# re-splits may settle on another cut than the TCP set-up's, so the limit is not set against it.
 #
-# Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png and
-#        pipeline_rounds.csv, pipeline_embedded_rounds.csv). HS_BENCH_ROUNDS (default 5) rounds of HS_BENCH_SECONDS (default
-#        4) seconds per set-up; HS_BENCH_MODELS overrides the model list.
+# Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png,
+#        pipeline_rounds.csv and pipeline_embedded_rounds.csv). HS_BENCH_ROUNDS (default 5)
+#        rounds of HS_BENCH_SECONDS (default 4) seconds per set-up; HS_BENCH_MODELS overrides
+#        the model list.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -93,32 +95,42 @@ limit_round() {
     grep -oE "^limit [0-9.]+" | cut -d' ' -f2 || echo nan
 }
 
-# embedded_rounds NAME MODEL PROFILE: bench_embedded's rounds (appended to
-# pipeline_embedded_rounds.csv, shown as they come) with a worker for device 1 on CPU 1; prints
-# the median ratio.
+# embedded_rounds NAME MODEL PROFILE: bench_embedded's rounds (shown as they come, appended to
+# pipeline_embedded_rounds.csv) with a worker for device 1 on CPU 1; sets EMBEDDED to the median
+# ratio, "nan" when the run failed (its log's last lines are shown). Not run in a command
+# substitution, so that both processes are in pids for the exit trap.
 embedded_rounds() {
-  local ep=tcp://127.0.0.1:$(port) log=$tmp/$1.embedded.log wpid
+  local ep=tcp://127.0.0.1:$(port) log=$tmp/$1.embedded.log
   : >"$tmp/embedded.out"
   "$build/bench/bench_embedded" "$2" --one "$root/configs/clusters/loopback1.yaml" \
     --two "$root/configs/clusters/loopback2.yaml" --listen "$ep" --profile "$3" \
     --rounds "$rounds" --seconds "$seconds" --csv "$tmp/embedded.csv" --verbose \
     2>"$log" >"$tmp/embedded.out" &
-  local bpid=$!
+  local bench_pid=$!
+  pids+=($bench_pid)
   taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$2" \
     >"$tmp/$1.embedded.w1.log" 2>&1 &
-  wpid=$!
-  tail -f --pid=$bpid "$tmp/embedded.out" | grep --line-buffered "^round" | sed 's/^/  /' >&2
-  wait $bpid || { echo "pipeline: bench_embedded failed:" >&2; tail -5 "$log" >&2; exit 1; }
-  kill -TERM $wpid 2>/dev/null || true
-  wait $wpid 2>/dev/null || true
-  grep "prepare plan" "$log" | tail -1 | sed 's/^coordinator: /  embedded: final /' >&2
-  tail -n +2 "$tmp/embedded.csv" | sed "s/^/$1,/" >>"$out/pipeline_embedded_rounds.csv"
-  grep -oE "^ratio [0-9.]+" "$tmp/embedded.out" | cut -d' ' -f2
+  pids+=($!)
+  tail -f --pid=$bench_pid "$tmp/embedded.out" | { grep --line-buffered "^round" || true; } |
+    sed 's/^/  /' >&2
+  EMBEDDED=nan
+  if wait $bench_pid; then
+    EMBEDDED=$(grep -oE "^ratio [0-9.]+" "$tmp/embedded.out" | cut -d' ' -f2 || echo nan)
+    tail -n +2 "$tmp/embedded.csv" | sed "s/^/$1,/" >>"$out/pipeline_embedded_rounds.csv"
+  else
+    echo "pipeline: bench_embedded failed on $1:" >&2
+    tail -3 "$log" >&2
+  fi
+  grep "prepare plan" "$log" | tail -1 | sed 's/^coordinator: /  embedded: final /' >&2 || true
+  # The worker leaves on the coordinator's BYE; TERM covers a bench that died without one.
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
 }
 
 echo "model,round,one_worker_rps,two_stage_rps,ratio,limit,of_limit" >"$out/pipeline_rounds.csv"
 echo "model,round,one_worker_rps,two_stage_rps,ratio" >"$out/pipeline_embedded_rounds.csv"
-echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds,embedded_ratio,embedded_of_limit" \
+echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds,embedded_ratio" \
   >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
@@ -155,11 +167,9 @@ for name in $model_list; do
   echo "$name: median of $rounds rounds: 1 worker $one/s, 2 workers $two/s, ratio $ratio" \
        "(target >= 1.9); in-process limit $limit, pipeline at $of of it" >&2
   echo "== $name: the same with the source embedded (in-process clients, no copy)" >&2
-  embedded=$(embedded_rounds "$name" "$model" "$tmp/$name.profile.yaml")
-  echo "$name: embedded source: median ratio $embedded, $(divide "$embedded" "$limit") of the" \
-       "limit" >&2
-  echo "$name,$one,$two,$ratio,$limit,$of,$rounds,$embedded,$(divide "$embedded" "$limit")" \
-    >>"$out/pipeline.csv"
+  embedded_rounds "$name" "$model" "$tmp/$name.profile.yaml"
+  echo "$name: embedded source: median ratio $EMBEDDED (target >= 1.9)" >&2
+  echo "$name,$one,$two,$ratio,$limit,$of,$rounds,$EMBEDDED" >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys

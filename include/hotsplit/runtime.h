@@ -86,8 +86,13 @@ void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out
  * over ZeroMQ inproc, so an input submitted with hs_client_submit_nocopy goes from the
  * caller's buffer to the source stage without a copy and without a socket's CPU cost, and its
  * answers come back the same way. Nothing leaves the process, so no CURVE on this path. Use it
- * as any client (from any one thread; it may be created before or while run() serves) and free
- * it before the coordinator. */
+ * as any client (from any one thread; it may be created before or while run() serves).
+ * Because the coordinator computes on the caller's buffer itself, a zero-copy submit's release
+ * runs only when the coordinator lets go of the request: once it is answered or has failed,
+ * on a coordinator thread, possibly after hs_client_free() has returned and at the latest
+ * inside hs_coordinator_free(); the buffer must stay valid and unchanged until then, and the
+ * release function must be quick. Free every such client before the coordinator:
+ * hs_coordinator_free() waits for them. */
 hs_status hs_coordinator_client(hs_coordinator *c, hs_client **out, hs_error *err);
 
 /* ---- worker -------------------------------------------------------------------------------- */
