@@ -1,18 +1,25 @@
 /*
  * hotsplit load --coordinator URL --rate R --duration S [--model FILE.onnx | --input-shape S]
  *               [--poisson | --fixed] [--seed N] [--verify] [--json FILE] [--drain S]
+ * hotsplit load --cluster FILE.yaml --listen ENDPOINT --model FILE.onnx ...
  * A load generator: sends requests at a fixed or Poisson rate, prints live progress each
  * second, then throughput and latency percentiles. It checks the exactly-once promise: every
  * request must be answered once (lost and duplicated answers are counted and fail the run),
  * and with --verify every answer must equal, bit for bit, what this machine computes for the
  * same input on one device.
+ *
+ * With --cluster instead of --coordinator it is the application that embeds the source (a
+ * camera process): it runs the coordinator in a thread of its own, waits for the cluster's
+ * workers to register, and submits through an in-process client without copying the inputs.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "hotsplit/runtime.h"
@@ -23,7 +30,15 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: hotsplit load --coordinator URL (--rate R | --concurrency N) --duration S\n"
-            "                     (--model FILE.onnx | --input-shape 1x3x224x224) [options]\n\n"
+            "                     (--model FILE.onnx | --input-shape 1x3x224x224) [options]\n"
+            "       hotsplit load --cluster FILE.yaml --listen ENDPOINT --model FILE.onnx\n"
+            "                     (--rate R | --concurrency N) --duration S [options]\n\n"
+            "The second form embeds the source, as a camera application does: the coordinator\n"
+            "runs in this process (workers connect to --listen) and inputs are handed to it in\n"
+            "memory, without a copy. It waits up to --wait S (default 30) for every device of\n"
+            "the cluster to register, then starts.\n"
+            "  --profile FILE, --objective O, --plan FILE.json   as for 'hotsplit coordinator'\n"
+            "  --verbose             the coordinator's log (plans, stage times) on stderr\n\n"
             "  --poisson / --fixed   arrival process (default poisson)\n"
             "  --concurrency N       closed loop instead of a rate: keep N requests in flight\n"
             "  --seed N              inputs and arrival times (default 1)\n"
@@ -38,7 +53,10 @@ static void help(FILE *f)
 
 typedef struct load_opts {
     const char *coordinator, *model, *shape, *json;
-    double rate, duration, drain;
+    const char *cluster, *listen, *profile, *plan; /* --cluster: the source embedded here */
+    hs_objective objective;
+    bool verbose;
+    double rate, duration, drain, wait;
     int concurrency;     /* > 0: closed loop, keep this many requests in flight */
     bool poisson, verify;
     uint64_t seed;
@@ -162,6 +180,55 @@ static void progress(const load_state *ls, double elapsed, double window_answere
             1e3 * p50, 1e3 * p99);
 }
 
+static void *serve(void *co)
+{
+    hs_error err;
+    hs_coordinator_run(co, &err);
+    return NULL;
+}
+
+/* --cluster: starts the coordinator on a thread of this process and waits up to --wait for
+ * every device of the cluster to register. */
+static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thread)
+{
+    hs_cluster cluster;
+    hs_error err = {0};
+    if (hs_cluster_load(o->cluster, &cluster, &err) != HS_OK)
+        return cli_runtime_error("load", "%s", err.msg);
+    hs_coordinator_opts co_o = {.model_path = o->model, .cluster_path = o->cluster,
+                                .listen = o->listen, .profile_path = o->profile,
+                                .plan_path = o->plan, .objective = o->objective,
+                                .threads = 1, .net = o->net, .verbose = o->verbose};
+    if (hs_coordinator_new(&co_o, co, &err) != HS_OK)
+        return cli_runtime_error("load", "%s", err.msg);
+    if (pthread_create(thread, NULL, serve, *co) != 0) {
+        hs_coordinator_free(*co);
+        return cli_runtime_error("load", "cannot start the coordinator's thread");
+    }
+    fprintf(stderr, "load: coordinator embedded, listening on %s; waiting for %d devices\n",
+            o->listen, cluster.n_devices);
+    hs_coordinator_stats st;
+    double deadline = now_s() + o->wait;
+    do {
+        usleep(50 * 1000);
+        hs_coordinator_get_stats(*co, &st);
+    } while (st.live_workers < cluster.n_devices && now_s() < deadline);
+    if (st.live_workers < cluster.n_devices)
+        fprintf(stderr, "load: %d of %d devices registered after %.0f s; starting anyway\n",
+                st.live_workers, cluster.n_devices, o->wait);
+    usleep(200 * 1000); /* the plan that uses them is prepared and committed */
+    return EXIT_OK;
+}
+
+static void stop_source(hs_coordinator *co, pthread_t thread)
+{
+    if (!co)
+        return;
+    hs_coordinator_stop(co);
+    pthread_join(thread, NULL);
+    hs_coordinator_free(co); /* its workers get a BYE */
+}
+
 static int run(const load_opts *o)
 {
     /* Closed loop: at most one request per millisecond of the run. */
@@ -178,8 +245,15 @@ static int run(const load_opts *o)
         return rc;
     hs_client *client;
     hs_error err = {0};
-    if (hs_client_new(o->coordinator, &o->net, &client, &err) != HS_OK)
+    hs_coordinator *co = NULL;
+    pthread_t co_thread;
+    if (o->cluster && (rc = embed_source(o, &co, &co_thread)) != EXIT_OK)
+        return rc;
+    if ((co ? hs_coordinator_client(co, &client, &err)
+            : hs_client_new(o->coordinator, &o->net, &client, &err)) != HS_OK) {
+        stop_source(co, co_thread);
         return cli_runtime_error("load", "%s", err.msg);
+    }
 
     uint64_t rng = o->seed * 7919 + 1;
     double start = now_s(), next = start, end = start + o->duration;
@@ -192,7 +266,8 @@ static int run(const load_opts *o)
                                       : now >= next;
         if (due) {
             uint64_t id;
-            /* The inputs outlive the client (freed after hs_client_free): no copy per send. */
+            /* The inputs outlive the client and the embedded coordinator (freed after both):
+             * no copy per send. */
             if (hs_client_submit_nocopy(client, &inputs[ls.sent % N_INPUTS], 1, input_kept,
                                         NULL, &id, &err) != HS_OK) {
                 fprintf(stderr, "load: cannot send: %s\n", err.msg);
@@ -218,6 +293,7 @@ static int run(const load_opts *o)
         hs_client_poll(client, 100, on_answer, &ls, &err);
     double elapsed = now_s() - start;
     hs_client_free(client);
+    stop_source(co, co_thread); /* after it, no request holds an input */
 
     uint64_t lost = ls.sent - ls.answered;
     double *lat = ls.latency;
@@ -274,15 +350,19 @@ int cmd_load(int argc, char **argv)
         {"verify", no_argument, 0, 'V'},            {"json", required_argument, 0, 'j'},
         {"drain", required_argument, 0, 'D'},       {"curve-keys", required_argument, 0, 'k'},
         {"curve-server", required_argument, 0, 'K'}, {"concurrency", required_argument, 0, 'C'},
-        {"help", no_argument, 0, 'h'},
+        {"cluster", required_argument, 0, 'u'},     {"listen", required_argument, 0, 'l'},
+        {"profile", required_argument, 0, 'p'},     {"plan", required_argument, 0, 'n'},
+        {"objective", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
+        {"wait", required_argument, 0, 'W'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    load_opts o = {.poisson = true, .seed = 1, .drain = 30};
-    int c;
+    load_opts o = {.poisson = true, .seed = 1, .drain = 30, .wait = 30,
+                   .objective = HS_OBJ_THROUGHPUT};
+    int c, obj;
     char *end;
     optind = 0;
     opterr = 0;
     long conc;
-    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:u:l:p:n:O:vW:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.coordinator = optarg; break;
         case 'm': o.model = optarg; break;
@@ -293,14 +373,26 @@ int cmd_load(int argc, char **argv)
         case 'j': o.json = optarg; break;
         case 'k': o.net.curve_keys = optarg; break;
         case 'K': o.net.curve_server = optarg; break;
+        case 'u': o.cluster = optarg; break;
+        case 'l': o.listen = optarg; break;
+        case 'p': o.profile = optarg; break;
+        case 'n': o.plan = optarg; break;
+        case 'v': o.verbose = true; break;
+        case 'O':
+            if ((obj = hs_objective_parse(optarg)) < 0)
+                return cli_usage_error("load", "--objective '%s': expected latency, throughput, "
+                                       "energy, lifetime or load-latency", optarg);
+            o.objective = (hs_objective)obj;
+            break;
         case 'r':
         case 'd':
+        case 'W':
         case 'D': {
             double v = strtod(optarg, &end);
             if (*end || end == optarg || !(v > 0) || !isfinite(v))
                 return cli_usage_error("load", "option '%s' expects a number > 0, got '%s'",
                                        argv[optind - 1], optarg);
-            *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : &o.drain) = v;
+            *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : c == 'W' ? &o.wait : &o.drain) = v;
             break;
         }
         case 'S':
@@ -318,9 +410,19 @@ int cmd_load(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("load", "unexpected argument '%s'", argv[optind]);
-    if (!o.coordinator || (!o.rate && !o.concurrency) || !o.duration)
-        return cli_usage_error("load", "--coordinator, --rate (or --concurrency) and --duration "
-                               "are required");
+    if (!o.coordinator == !o.cluster)
+        return cli_usage_error("load", "give --coordinator URL, or --cluster FILE.yaml to embed "
+                               "the source (not both)");
+    if (o.cluster && (!o.listen || !o.model))
+        return cli_usage_error("load", "--cluster needs --listen and --model");
+    if (!o.cluster && (o.listen || o.profile || o.plan || o.verbose))
+        return cli_usage_error("load", "--listen, --profile, --plan and --verbose go with "
+                               "--cluster");
+    if (o.cluster && (o.objective == HS_OBJ_LIFETIME || o.objective == HS_OBJ_LOAD_LATENCY))
+        return cli_usage_error("load", "--objective %s needs a rate constraint: use 'hotsplit "
+                               "coordinator --rate'", hs_objective_name(o.objective));
+    if ((!o.rate && !o.concurrency) || !o.duration)
+        return cli_usage_error("load", "--rate (or --concurrency) and --duration are required");
     if (!o.rate)
         o.rate = 1000; /* only sizes the bookkeeping in closed loop */
     if (!o.model && !o.shape)

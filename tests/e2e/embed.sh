@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The source embedded in the application, from the command line: `hotsplit load --cluster`
+# runs the coordinator in its own process and hands it the inputs in memory. A worker process
+# joins over TCP, the plan splits over both devices, every request is answered once and
+# bit-identical to one device, and the worker leaves when the application does. Without the
+# worker it says how many devices registered and serves on the source alone. Contradictory
+# options are refused with a one-line reason.
+source "$(dirname "$0")/lib.sh"
+CONFIGS=$(cd "$(dirname "$0")/../../configs/clusters" && pwd)
+model=$(zoo_model mobilenet_v2)
+
+ep=tcp://127.0.0.1:$(free_port)
+start_worker "$TMP/w1.log" dev1 "$ep" "$model"
+worker=$WORKER_PID
+check "30 requests through the embedded source and the worker, answered once, bit-identical" \
+  timeout 300 "$HS" load --cluster "$CONFIGS/loopback2.yaml" --listen "$ep" --model "$model" \
+  --objective throughput --rate 10 --duration 3 --fixed --verify --drain 120 --verbose \
+  --json "$TMP/embed.json" >"$TMP/embed.out" 2>"$TMP/embed.log"
+cat "$TMP/embed.out"
+check "it waited for both devices" grep -q "waiting for 2 devices" "$TMP/embed.log"
+check "the plan split over both devices" grep -qE "prepare plan [0-9]+: dev0.*-> dev1" \
+  "$TMP/embed.log"
+grep "prepare plan" "$TMP/embed.log" | tail -1
+check "the worker ran stages" bash -c "for _ in \$(seq 100); do
+  grep -qE 'ran [1-9][0-9]* stages' '$TMP/w1.log' && exit 0; sleep 0.1; done; exit 1"
+check "the worker left with the application" bash -c "for _ in \$(seq 100); do
+  kill -0 $worker 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+check "the JSON summary counts 30 answers, none lost" python3 -c "
+import json, sys
+j = json.load(open('$TMP/embed.json'))
+sys.exit(not (j['answered'] == 30 and j['lost'] == 0 and j['wrong'] == 0 and j['verified']))"
+
+ep=tcp://127.0.0.1:$(free_port)
+check "with no worker it starts after --wait on the source alone, every answer right" \
+  timeout 120 "$HS" load --cluster "$CONFIGS/loopback2.yaml" --listen "$ep" --model "$model" \
+  --concurrency 2 --duration 1 --wait 1 --verify >"$TMP/alone.out" 2>"$TMP/alone.log"
+check "and says how many devices registered" grep -q "1 of 2 devices registered after 1 s" \
+  "$TMP/alone.log"
+
+refused() { # refused ARGS...: exit status 2, the reason in one line (then the --help hint)
+  "$HS" load "$@" --model "$model" --rate 1 --duration 1 >/dev/null 2>"$TMP/err"
+  local rc=$?
+  echo "exit $rc: $(head -1 "$TMP/err")"
+  [ "$rc" -eq 2 ] && head -1 "$TMP/err" | grep -q "^hotsplit load: " &&
+    [ "$(grep -vc "^Try 'hotsplit load --help'" "$TMP/err")" -eq 1 ]
+}
+check "--coordinator and --cluster together are refused" \
+  refused --coordinator "$ep" --cluster "$CONFIGS/loopback2.yaml" --listen "$ep"
+check "--cluster without --listen is refused" refused --cluster "$CONFIGS/loopback2.yaml"
+check "--listen without --cluster is refused" refused --coordinator "$ep" --listen "$ep"
+finish
