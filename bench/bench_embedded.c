@@ -17,7 +17,8 @@
  *
  * usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
  *                       [--profile FILE] [--rounds N] [--seconds S] [--concurrency N]
- *                       [--csv FILE] [--verbose]
+ *                       [--csv FILE] [--spin-us US] [--verbose]
+ * --spin-us is the coordinators' (their source workers'), as for `hotsplit coordinator`.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -127,7 +128,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml "
             "--listen ENDPOINT [--profile FILE] [--rounds N] [--seconds S] [--concurrency N] "
-            "[--csv FILE] [--verbose]\n");
+            "[--csv FILE] [--spin-us US] [--verbose]\n");
     return 2;
 }
 
@@ -233,7 +234,7 @@ int main(int argc, char **argv)
 {
     const char *one_cluster = NULL, *two_cluster = NULL, *listen = NULL, *profile = NULL,
                *csv = NULL;
-    int rounds = 5, concurrency = 4;
+    int rounds = 5, concurrency = 4, spin_us = 0;
     double seconds = 4;
     bool verbose = false;
     static const struct option long_opts[] = {
@@ -241,7 +242,8 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},  {"profile", required_argument, NULL, 'p'},
         {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"concurrency", required_argument, NULL, 'c'}, {"csv", required_argument, NULL, 'o'},
-        {"verbose", no_argument, NULL, 'v'},       {NULL, 0, NULL, 0}};
+        {"verbose", no_argument, NULL, 'v'},       {"spin-us", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", long_opts, NULL)) != -1;) {
         switch (ch) {
         case '1': one_cluster = optarg; break;
@@ -252,12 +254,13 @@ int main(int argc, char **argv)
         case 'r': rounds = atoi(optarg); break;
         case 's': seconds = atof(optarg); break;
         case 'c': concurrency = atoi(optarg); break;
+        case 'u': spin_us = atoi(optarg); break;
         case 'v': verbose = true; break;
         default: return usage();
         }
     }
     if (argc - optind != 1 || !one_cluster || !two_cluster || !listen || rounds < 1 ||
-        !(seconds > 0) || concurrency < 1)
+        !(seconds > 0) || concurrency < 1 || spin_us < 0)
         return usage();
     const char *model = argv[optind];
 
@@ -279,7 +282,7 @@ int main(int argc, char **argv)
         hs_coordinator_opts o = {.model_path = model, .cluster_path = clusters[i],
                                  .listen = listens[i], .profile_path = profile,
                                  .objective = HS_OBJ_THROUGHPUT, .threads = 1,
-                                 .verbose = verbose};
+                                 .spin_us = spin_us, .verbose = verbose};
         hs_error err;
         if (hs_coordinator_new(&o, &sets[i].co, &err) != HS_OK) {
             fprintf(stderr, "bench_embedded: %s\n", err.msg);

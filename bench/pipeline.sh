@@ -24,7 +24,7 @@
 # Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png,
 #        pipeline_rounds.csv and pipeline_embedded_rounds.csv). HS_BENCH_ROUNDS (default 5)
 #        rounds of HS_BENCH_SECONDS (default 4) seconds per set-up; HS_BENCH_MODELS overrides
-#        the model list.
+#        the model list; HS_BENCH_SPIN_US (default 0) is every device's --spin-us.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -34,6 +34,7 @@ models=$build/models
 rounds=${HS_BENCH_ROUNDS:-5}
 seconds=${HS_BENCH_SECONDS:-4}
 model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
+spin=(--spin-us "${HS_BENCH_SPIN_US:-0}")
 mkdir -p "$out" "$models"
 tmp=$(mktemp -d)
 pids=()
@@ -60,11 +61,11 @@ start_cluster() {
   ep=tcp://127.0.0.1:$(port)
   log=$tmp/$name.log
   taskset -c 0 "$hs" coordinator --verbose --cluster "$cluster" --model "$model" --listen "$ep" \
-    --objective throughput --profile "$profile" >"$log" 2>&1 &
+    --objective throughput --profile "$profile" "${spin[@]}" >"$log" 2>&1 &
   pids+=($!)
   for i in $(seq 1 $((devices - 1))); do
     taskset -c "$i" "$hs" worker --name "dev$i" --coordinator "$ep" --model "$model" \
-      >"$tmp/$name.w$i.log" 2>&1 &
+      "${spin[@]}" >"$tmp/$name.w$i.log" 2>&1 &
     pids+=($!)
   done
   for _ in $(seq 300); do
@@ -104,11 +105,11 @@ embedded_rounds() {
   : >"$tmp/embedded.out"
   "$build/bench/bench_embedded" "$2" --one "$root/configs/clusters/loopback1.yaml" \
     --two "$root/configs/clusters/loopback2.yaml" --listen "$ep" --profile "$3" \
-    --rounds "$rounds" --seconds "$seconds" --csv "$tmp/embedded.csv" --verbose \
+    --rounds "$rounds" --seconds "$seconds" --csv "$tmp/embedded.csv" --verbose "${spin[@]}" \
     2>"$log" >"$tmp/embedded.out" &
   local bench_pid=$!
   pids+=($bench_pid)
-  taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$2" \
+  taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$2" "${spin[@]}" \
     >"$tmp/$1.embedded.w1.log" 2>&1 &
   pids+=($!)
   tail -f --pid=$bench_pid "$tmp/embedded.out" | { grep --line-buffered "^round" || true; } |
@@ -130,7 +131,7 @@ embedded_rounds() {
 
 echo "model,round,one_worker_rps,two_stage_rps,ratio,limit,of_limit" >"$out/pipeline_rounds.csv"
 echo "model,round,one_worker_rps,two_stage_rps,ratio" >"$out/pipeline_embedded_rounds.csv"
-echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds,embedded_ratio" \
+echo "model,one_worker_rps,two_stage_rps,ratio,limit,of_limit,rounds,embedded_ratio,spin_us" \
   >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
@@ -169,7 +170,7 @@ for name in $model_list; do
   echo "== $name: the same with the source embedded (in-process clients, no copy)" >&2
   embedded_rounds "$name" "$model" "$tmp/$name.profile.yaml"
   echo "$name: embedded source: median ratio $EMBEDDED (target >= 1.9)" >&2
-  echo "$name,$one,$two,$ratio,$limit,$of,$rounds,$EMBEDDED" >>"$out/pipeline.csv"
+  echo "$name,$one,$two,$ratio,$limit,$of,$rounds,$EMBEDDED,${spin[1]}" >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys

@@ -68,6 +68,17 @@ static int net_option(const char *cmd, int c, hs_net_opts *net)
     return -1;
 }
 
+/* --spin-us: microseconds, 0 to 1 s. */
+static int spin_option(const char *cmd, int *out)
+{
+    long v;
+    if (!cli_parse_int(optarg, 0, 1000000, &v))
+        return cli_usage_error(cmd, "--spin-us '%s': expected microseconds, 0 to 1000000",
+                               optarg);
+    *out = (int)v;
+    return EXIT_OK;
+}
+
 static const char net_help[] =
     "  --heartbeat-ms MS          ZMTP heartbeat interval (default 100)\n"
     "  --heartbeat-timeout-ms MS  a silent peer is gone after this (default 1000)\n"
@@ -93,6 +104,7 @@ static void coordinator_help(FILE *f)
                "                             (hot-swap testing)\n"
                "  --request-timeout MS       re-issue an unanswered request (default 5000)\n"
                "  --threads N                BLAS threads of the source device (default 1)\n"
+               "  --spin-us US               the source device's, as for 'hotsplit worker'\n"
                "  --verbose                  log membership changes and plans, and every 5 s\n"
                "                             answered/s and measured stage times\n%s", net_help);
 }
@@ -108,7 +120,8 @@ int cmd_coordinator(int argc, char **argv)
         {"profile", required_argument, 0, 'P'}, {"advertise", required_argument, 0, 'a'},
         {"swap-every", required_argument, 0, 'w'}, {"request-timeout", required_argument, 0, 't'},
         {"threads", required_argument, 0, 'T'}, {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},          NET_OPTIONS,
+        {"spin-us", required_argument, 0, 'U'}, {"help", no_argument, 0, 'h'},
+        NET_OPTIONS,
         {0, 0, 0, 0}};
     hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1};
     static const char *sets[MAX_SETS];
@@ -117,7 +130,7 @@ int cmd_coordinator(int argc, char **argv)
     char *end;
     optind = 0; /* glibc: a full re-initialisation */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:U:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.cluster_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -160,6 +173,10 @@ int cmd_coordinator(int argc, char **argv)
                 o.request_timeout_ms = (int)v;
             else
                 o.threads = (int)v;
+            break;
+        case 'U':
+            if ((rc = spin_option("coordinator", &o.spin_us)) != EXIT_OK)
+                return rc;
             break;
         case 's':
             if (o.n_sets == MAX_SETS)
@@ -219,6 +236,9 @@ static void worker_help(FILE *f)
                "  --listen EP       data endpoint to bind (default tcp://*:0, any port)\n"
                "  --advertise HOST  host name others reach this one by (default 127.0.0.1)\n"
                "  --threads N       BLAS threads (default 1)\n"
+               "  --spin-us US      after a stage, keep polling US microseconds before sleeping\n"
+               "                    (default 0): the next activation finds the core awake\n"
+               "                    rather than halted, at the cost of CPU and power\n"
                "  --verbose         log registration\n%s", net_help);
 }
 
@@ -229,13 +249,13 @@ int cmd_worker(int argc, char **argv)
         {"listen", required_argument, 0, 'l'}, {"model", required_argument, 0, 'm'},
         {"advertise", required_argument, 0, 'a'}, {"threads", required_argument, 0, 'T'},
         {"verbose", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
-        NET_OPTIONS,                           {0, 0, 0, 0}};
+        {"spin-us", required_argument, 0, 'U'}, NET_OPTIONS, {0, 0, 0, 0}};
     hs_worker_opts o = {.threads = 1};
     long v;
     int c, rc;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":n:c:l:m:a:T:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:c:l:m:a:T:U:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'n': o.name = optarg; break;
         case 'c': o.coordinator = optarg; break;
@@ -247,6 +267,10 @@ int cmd_worker(int argc, char **argv)
             if (!cli_parse_int(optarg, 1, 256, &v))
                 return cli_usage_error("worker", "--threads '%s': expected 1 to 256", optarg);
             o.threads = (int)v;
+            break;
+        case 'U':
+            if ((rc = spin_option("worker", &o.spin_us)) != EXIT_OK)
+                return rc;
             break;
         case 'h': worker_help(stdout); return EXIT_OK;
         default:

@@ -38,6 +38,7 @@ static void help(FILE *f)
             "memory, without a copy. It waits up to --wait S (default 30) for every device of\n"
             "the cluster to register, then starts.\n"
             "  --profile FILE, --objective O, --plan FILE.json   as for 'hotsplit coordinator'\n"
+            "  --spin-us US          as for 'hotsplit worker', for the embedded source\n"
             "  --verbose             the coordinator's log (plans, stage times) on stderr\n\n"
             "  --poisson / --fixed   arrival process (default poisson)\n"
             "  --concurrency N       closed loop instead of a rate: keep N requests in flight\n"
@@ -56,6 +57,7 @@ typedef struct load_opts {
     const char *cluster, *listen, *profile, *plan; /* --cluster: the source embedded here */
     hs_objective objective;
     bool verbose;
+    int spin_us;
     double rate, duration, drain, wait;
     int concurrency;     /* > 0: closed loop, keep this many requests in flight */
     bool poisson, verify;
@@ -198,7 +200,8 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
     hs_coordinator_opts co_o = {.model_path = o->model, .cluster_path = o->cluster,
                                 .listen = o->listen, .profile_path = o->profile,
                                 .plan_path = o->plan, .objective = o->objective,
-                                .threads = 1, .net = o->net, .verbose = o->verbose};
+                                .threads = 1, .spin_us = o->spin_us, .net = o->net,
+                                .verbose = o->verbose};
     if (hs_coordinator_new(&co_o, co, &err) != HS_OK)
         return cli_runtime_error("load", "%s", err.msg);
     if (pthread_create(thread, NULL, serve, *co) != 0) {
@@ -354,6 +357,7 @@ int cmd_load(int argc, char **argv)
         {"profile", required_argument, 0, 'p'},     {"plan", required_argument, 0, 'n'},
         {"objective", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
         {"wait", required_argument, 0, 'W'},        {"help", no_argument, 0, 'h'},
+        {"spin-us", required_argument, 0, 'U'},
         {0, 0, 0, 0}};
     load_opts o = {.poisson = true, .seed = 1, .drain = 30, .wait = 30,
                    .objective = HS_OBJ_THROUGHPUT};
@@ -361,8 +365,8 @@ int cmd_load(int argc, char **argv)
     char *end;
     optind = 0;
     opterr = 0;
-    long conc;
-    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:u:l:p:n:O:vW:h", opts, NULL)) != -1) {
+    long v;
+    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:u:l:p:n:O:vW:U:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.coordinator = optarg; break;
         case 'm': o.model = optarg; break;
@@ -388,21 +392,27 @@ int cmd_load(int argc, char **argv)
         case 'd':
         case 'W':
         case 'D': {
-            double v = strtod(optarg, &end);
-            if (*end || end == optarg || !(v > 0) || !isfinite(v))
+            double x = strtod(optarg, &end);
+            if (*end || end == optarg || !(x > 0) || !isfinite(x))
                 return cli_usage_error("load", "option '%s' expects a number > 0, got '%s'",
                                        argv[optind - 1], optarg);
-            *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : c == 'W' ? &o.wait : &o.drain) = v;
+            *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : c == 'W' ? &o.wait : &o.drain) = x;
             break;
         }
         case 'S':
             if (!cli_parse_u64(optarg, &o.seed))
                 return cli_usage_error("load", "--seed '%s': expected an integer", optarg);
             break;
+        case 'U':
+            if (!cli_parse_int(optarg, 0, 1000000, &v))
+                return cli_usage_error("load", "--spin-us '%s': expected microseconds, 0 to "
+                                       "1000000", optarg);
+            o.spin_us = (int)v;
+            break;
         case 'C':
-            if (!cli_parse_int(optarg, 1, 100000, &conc))
+            if (!cli_parse_int(optarg, 1, 100000, &v))
                 return cli_usage_error("load", "--concurrency '%s': expected 1 to 100000", optarg);
-            o.concurrency = (int)conc;
+            o.concurrency = (int)v;
             break;
         case 'h': help(stdout); return EXIT_OK;
         default: return cli_bad_option("load", c, argv);
@@ -415,9 +425,9 @@ int cmd_load(int argc, char **argv)
                                "the source (not both)");
     if (o.cluster && (!o.listen || !o.model))
         return cli_usage_error("load", "--cluster needs --listen and --model");
-    if (!o.cluster && (o.listen || o.profile || o.plan || o.verbose))
-        return cli_usage_error("load", "--listen, --profile, --plan and --verbose go with "
-                               "--cluster");
+    if (!o.cluster && (o.listen || o.profile || o.plan || o.verbose || o.spin_us))
+        return cli_usage_error("load", "--listen, --profile, --plan, --spin-us and --verbose go "
+                               "with --cluster");
     if (o.cluster && (o.objective == HS_OBJ_LIFETIME || o.objective == HS_OBJ_LOAD_LATENCY))
         return cli_usage_error("load", "--objective %s needs a rate constraint: use 'hotsplit "
                                "coordinator --rate'", hs_objective_name(o.objective));

@@ -1086,7 +1086,8 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
         snprintf(data_at, sizeof data_at, "inproc://hs-source-data-%p", (void *)c);
         hs_worker_opts wo = {.name = c->cluster.devices[c->cluster.source].name,
                              .coordinator = c->inproc, .listen = data_at,
-                             .threads = o->threads, .verbose = o->verbose};
+                             .threads = o->threads, .spin_us = o->spin_us,
+                             .verbose = o->verbose};
         st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest, &c->source_worker, err);
     }
     if (st == HS_OK) {

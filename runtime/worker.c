@@ -47,6 +47,7 @@ struct hs_worker {
     hs_net_opts net;
     bool verbose;
     int threads;
+    double spin_s;           /* keep polling this long after a stage before sleeping */
     void *ctx;
     bool own_ctx;
     hs_graph *own_graph;     /* loaded by this worker (NULL when embedded) */
@@ -488,6 +489,7 @@ static hs_status worker_init(hs_worker *w, const hs_worker_opts *o, hs_error *er
     w->net = o->net;
     w->verbose = o->verbose;
     w->threads = o->threads > 0 ? o->threads : 1;
+    w->spin_s = o->spin_us > 0 ? o->spin_us / 1e6 : 0;
     w->in = calloc(1, sizeof *w->in);
     w->out = calloc(1, sizeof *w->out);
     if (!w->in || !w->out)
@@ -603,8 +605,13 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
     double hello_at = hs__now();
     zmq_pollitem_t items[] = {{w->control, 0, ZMQ_POLLIN, 0}, {w->data, 0, ZMQ_POLLIN, 0}};
     bool running = true;
+    double last_stage = 0;
     while (running && !w->stop) {
-        if (zmq_poll(items, 2, 100) < 0) {
+        /* Within spin_s of the last stage, poll without sleeping: the next activation finds
+         * the core awake. */
+        uint64_t stages_before = w->stages_run;
+        bool spin = w->spin_s > 0 && hs__now() - last_stage < w->spin_s;
+        if (zmq_poll(items, 2, spin ? 0 : 100) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             if (zmq_errno() == ETERM)
@@ -620,6 +627,8 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
                 break;
         }
         double now = hs__now();
+        if (w->stages_run != stages_before)
+            last_stage = now;
         if (running && !w->welcomed && w->answer_timeout_s &&
             now - hello_at > w->answer_timeout_s)
             return no_answer(w, err);

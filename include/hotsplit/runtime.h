@@ -56,6 +56,7 @@ typedef struct hs_coordinator_opts {
                                     of hot swapping under load */
     int request_timeout_ms;      /* re-issue a request unanswered this long (default 5000) */
     int threads;                 /* BLAS threads of the embedded source worker (default 1) */
+    int spin_us;                 /* the embedded source worker's, as hs_worker_opts.spin_us */
     hs_net_opts net;
     bool verbose;                /* one line per membership change and plan on stderr, and
                                     every 5 s answered/s and measured stage times */
@@ -106,6 +107,10 @@ typedef struct hs_worker_opts {
                                     NULL: fetched from the coordinator by hs_worker_new (needs
                                     max_message_mb >= 4; encrypted and allow-listed with CURVE) */
     int threads;                 /* BLAS threads (default 1) */
+    int spin_us;                 /* after running a stage, poll this long without sleeping
+                                    before blocking (default 0): the next activation then
+                                    finds the core awake, not halted (a VM's vCPU, a CPU in a
+                                    deep idle state); costs CPU, and power, while it waits */
     hs_net_opts net;
     bool verbose;
 } hs_worker_opts;

@@ -2,19 +2,21 @@
 # The source embedded in the application, from the command line: `hotsplit load --cluster`
 # runs the coordinator in its own process and hands it the inputs in memory. A worker process
 # joins over TCP, the plan splits over both devices, every request is answered once and
-# bit-identical to one device, and the worker leaves when the application does. Without the
-# worker it says how many devices registered and serves on the source alone. Contradictory
-# options are refused with a one-line reason.
+# bit-identical to one device, and the worker leaves when the application does (both devices
+# polling 2 ms after each stage before they sleep, --spin-us). Without the worker it says how
+# many devices registered and serves on the source alone. Contradictory options are refused
+# with a one-line reason.
 source "$(dirname "$0")/lib.sh"
 CONFIGS=$(cd "$(dirname "$0")/../../configs/clusters" && pwd)
 model=$(zoo_model mobilenet_v2)
 
 ep=tcp://127.0.0.1:$(free_port)
-start_worker "$TMP/w1.log" dev1 "$ep" "$model"
+start_worker "$TMP/w1.log" dev1 "$ep" "$model" --spin-us 2000
 worker=$WORKER_PID
 check "30 requests through the embedded source and the worker, answered once, bit-identical" \
   timeout 300 "$HS" load --cluster "$CONFIGS/loopback2.yaml" --listen "$ep" --model "$model" \
   --objective throughput --rate 10 --duration 3 --fixed --verify --drain 120 --verbose \
+  --spin-us 2000 \
   --json "$TMP/embed.json" >"$TMP/embed.out" 2>"$TMP/embed.log"
 cat "$TMP/embed.out"
 check "it waited for both devices" grep -q "waiting for 2 devices" "$TMP/embed.log"
