@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,7 @@ static void help(FILE *f)
             "memory, without a copy. It waits up to --wait S (default 30) for every device of\n"
             "the cluster to register, then starts.\n"
             "  --profile FILE, --objective O, --plan FILE.json   as for 'hotsplit coordinator'\n"
+            "  --advertise HOST      host the workers reach this one by (default 127.0.0.1)\n"
             "  --spin-us US          as for 'hotsplit worker', for the embedded source\n"
             "  --verbose             the coordinator's log (plans, stage times) on stderr\n\n"
             "  --poisson / --fixed   arrival process (default poisson)\n"
@@ -54,9 +56,10 @@ static void help(FILE *f)
 
 typedef struct load_opts {
     const char *coordinator, *model, *shape, *json;
-    const char *cluster, *listen, *profile, *plan; /* --cluster: the source embedded here */
+    const char *cluster, *listen, *profile, *plan, *advertise; /* --cluster: the source
+                                                                   embedded here */
     hs_objective objective;
-    bool verbose;
+    bool verbose, objective_set, wait_set;
     int spin_us;
     double rate, duration, drain, wait;
     int concurrency;     /* > 0: closed loop, keep this many requests in flight */
@@ -182,10 +185,19 @@ static void progress(const load_state *ls, double elapsed, double window_answere
             1e3 * p50, 1e3 * p99);
 }
 
+static hs_error serve_err; /* the embedded coordinator's, when its loop fails */
+static volatile sig_atomic_t interrupted; /* --cluster: SIGINT/SIGTERM end the run early */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
 static void *serve(void *co)
 {
-    hs_error err;
-    hs_coordinator_run(co, &err);
+    if (hs_coordinator_run(co, &serve_err) != HS_OK)
+        fprintf(stderr, "load: the embedded coordinator stopped: %s\n", serve_err.msg);
     return NULL;
 }
 
@@ -200,6 +212,7 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
     hs_coordinator_opts co_o = {.model_path = o->model, .cluster_path = o->cluster,
                                 .listen = o->listen, .profile_path = o->profile,
                                 .plan_path = o->plan, .objective = o->objective,
+                                .advertise_host = o->advertise,
                                 .threads = 1, .spin_us = o->spin_us, .net = o->net,
                                 .verbose = o->verbose};
     if (hs_coordinator_new(&co_o, co, &err) != HS_OK)
@@ -208,6 +221,11 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
         hs_coordinator_free(*co);
         return cli_runtime_error("load", "cannot start the coordinator's thread");
     }
+    /* A signal ends the run through the normal teardown: the workers get their BYE. */
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "load: coordinator embedded, listening on %s; waiting for %d devices\n",
             o->listen, cluster.n_devices);
     hs_coordinator_stats st;
@@ -215,11 +233,13 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
     do {
         usleep(50 * 1000);
         hs_coordinator_get_stats(*co, &st);
-    } while (st.live_workers < cluster.n_devices && now_s() < deadline);
+    } while (st.live_workers < cluster.n_devices && now_s() < deadline && !interrupted);
     if (st.live_workers < cluster.n_devices)
-        fprintf(stderr, "load: %d of %d devices registered after %.0f s; starting anyway\n",
+        fprintf(stderr, "load: %d of %d devices registered after %g s; starting anyway\n",
                 st.live_workers, cluster.n_devices, o->wait);
-    usleep(200 * 1000); /* the plan that uses them is prepared and committed */
+    /* Time for the plan that uses them to commit; a request admitted before runs, correctly,
+     * on the plan current then. */
+    usleep(200 * 1000);
     return EXIT_OK;
 }
 
@@ -243,15 +263,18 @@ static int run(const load_opts *o)
     ls.latency = calloc((size_t)ls.max_requests + 1, sizeof *ls.latency);
     if (!ls.sent_at || !ls.answers || !ls.latency)
         return cli_runtime_error("load", "out of memory");
-    int rc = prepare_inputs(o, inputs, &ls);
-    if (rc)
-        return rc;
-    hs_client *client;
-    hs_error err = {0};
+    /* The embedded source first: workers started before this process wait for its answer. */
     hs_coordinator *co = NULL;
     pthread_t co_thread;
-    if (o->cluster && (rc = embed_source(o, &co, &co_thread)) != EXIT_OK)
+    int rc = o->cluster ? embed_source(o, &co, &co_thread) : EXIT_OK;
+    if (rc)
         return rc;
+    if ((rc = prepare_inputs(o, inputs, &ls)) != EXIT_OK) {
+        stop_source(co, co_thread);
+        return rc;
+    }
+    hs_client *client;
+    hs_error err = {0};
     if ((co ? hs_coordinator_client(co, &client, &err)
             : hs_client_new(o->coordinator, &o->net, &client, &err)) != HS_OK) {
         stop_source(co, co_thread);
@@ -263,7 +286,7 @@ static int run(const load_opts *o)
     double last_report = start;
     uint64_t answered_at_report = 0;
     bool refused = false;
-    while (now_s() < end && (int)ls.sent < ls.max_requests) {
+    while (now_s() < end && (int)ls.sent < ls.max_requests && !interrupted) {
         double now = now_s();
         bool due = o->concurrency > 0 ? ls.sent - ls.answered < (uint64_t)o->concurrency
                                       : now >= next;
@@ -292,7 +315,7 @@ static int run(const load_opts *o)
         }
     }
     double sent_done = now_s();
-    while (!refused && ls.answered < ls.sent && now_s() - sent_done < o->drain)
+    while (!refused && !interrupted && ls.answered < ls.sent && now_s() - sent_done < o->drain)
         hs_client_poll(client, 100, on_answer, &ls, &err);
     double elapsed = now_s() - start;
     hs_client_free(client);
@@ -357,7 +380,7 @@ int cmd_load(int argc, char **argv)
         {"profile", required_argument, 0, 'p'},     {"plan", required_argument, 0, 'n'},
         {"objective", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
         {"wait", required_argument, 0, 'W'},        {"help", no_argument, 0, 'h'},
-        {"spin-us", required_argument, 0, 'U'},
+        {"spin-us", required_argument, 0, 'U'},     {"advertise", required_argument, 0, 'a'},
         {0, 0, 0, 0}};
     load_opts o = {.poisson = true, .seed = 1, .drain = 30, .wait = 30,
                    .objective = HS_OBJ_THROUGHPUT};
@@ -366,7 +389,7 @@ int cmd_load(int argc, char **argv)
     optind = 0;
     opterr = 0;
     long v;
-    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:u:l:p:n:O:vW:U:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:r:d:m:s:PFS:Vj:D:k:K:C:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.coordinator = optarg; break;
         case 'm': o.model = optarg; break;
@@ -381,22 +404,27 @@ int cmd_load(int argc, char **argv)
         case 'l': o.listen = optarg; break;
         case 'p': o.profile = optarg; break;
         case 'n': o.plan = optarg; break;
+        case 'a': o.advertise = optarg; break;
         case 'v': o.verbose = true; break;
         case 'O':
             if ((obj = hs_objective_parse(optarg)) < 0)
                 return cli_usage_error("load", "--objective '%s': expected latency, throughput, "
                                        "energy, lifetime or load-latency", optarg);
             o.objective = (hs_objective)obj;
+            o.objective_set = true;
             break;
         case 'r':
         case 'd':
         case 'W':
         case 'D': {
             double x = strtod(optarg, &end);
-            if (*end || end == optarg || !(x > 0) || !isfinite(x))
-                return cli_usage_error("load", "option '%s' expects a number > 0, got '%s'",
-                                       argv[optind - 1], optarg);
+            const char *name = c == 'r' ? "--rate" : c == 'd' ? "--duration"
+                               : c == 'W' ? "--wait" : "--drain";
+            if (*end || end == optarg || !(x > 0 || (c == 'W' && x == 0)) || !isfinite(x))
+                return cli_usage_error("load", "%s expects a number > 0, got '%s'", name,
+                                       optarg);
             *(c == 'r' ? &o.rate : c == 'd' ? &o.duration : c == 'W' ? &o.wait : &o.drain) = x;
+            o.wait_set |= c == 'W';
             break;
         }
         case 'S':
@@ -425,9 +453,13 @@ int cmd_load(int argc, char **argv)
                                "the source (not both)");
     if (o.cluster && (!o.listen || !o.model))
         return cli_usage_error("load", "--cluster needs --listen and --model");
-    if (!o.cluster && (o.listen || o.profile || o.plan || o.verbose || o.spin_us))
-        return cli_usage_error("load", "--listen, --profile, --plan, --spin-us and --verbose go "
-                               "with --cluster");
+    if (!o.cluster && (o.listen || o.profile || o.plan || o.advertise || o.verbose ||
+                       o.spin_us || o.objective_set || o.wait_set))
+        return cli_usage_error("load", "--listen, --profile, --plan, --objective, --advertise, "
+                               "--spin-us, --wait and --verbose go with --cluster");
+    if (o.cluster && (o.shape || o.net.curve_keys || o.net.curve_server))
+        return cli_usage_error("load", "--cluster takes the input shape from --model and runs "
+                               "without CurveZMQ (use 'hotsplit coordinator' for that)");
     if (o.cluster && (o.objective == HS_OBJ_LIFETIME || o.objective == HS_OBJ_LOAD_LATENCY))
         return cli_usage_error("load", "--objective %s needs a rate constraint: use 'hotsplit "
                                "coordinator --rate'", hs_objective_name(o.objective));

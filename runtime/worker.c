@@ -14,6 +14,7 @@
  * Single-threaded: one zmq_poll loop. ZeroMQ's I/O threads keep the ZMTP heartbeats going
  * while a stage computes, so a long stage does not look like a dead worker.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -608,10 +609,12 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
     double last_stage = 0;
     while (running && !w->stop) {
         /* Within spin_s of the last stage, poll without sleeping: the next activation finds
-         * the core awake. */
+         * the core awake. An empty poll yields, so that the threads that deliver it (ZeroMQ's
+         * I/O thread, on the source device the coordinator's) run first if they share it. */
         uint64_t stages_before = w->stages_run;
         bool spin = w->spin_s > 0 && hs__now() - last_stage < w->spin_s;
-        if (zmq_poll(items, 2, spin ? 0 : 100) < 0) {
+        int ready = zmq_poll(items, 2, spin ? 0 : 100);
+        if (ready < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             if (zmq_errno() == ETERM)
@@ -619,6 +622,8 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
             return hs_error_set(err, HS_ERR_IO, "worker %s: poll: %s", w->name,
                                     zmq_strerror(zmq_errno()));
         }
+        if (spin && ready == 0)
+            sched_yield();
         /* Control first, and again between data messages: a PREPARE must not wait behind a
          * queue of activations (recovery time is the time to the next commit). */
         for (int i = 0; running && i < 8; i++) {
