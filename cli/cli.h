@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "hotsplit/core.h"
+#include "hotsplit/solver.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -22,6 +23,11 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 /* Parses a positive integer / unsigned 64-bit option value; false if malformed. */
 bool cli_parse_int(const char *text, long lo, long hi, long *out);
 bool cli_parse_u64(const char *text, uint64_t *out);
+
+/* Option values several commands share: --objective NAME and --spin-us US (0 to 1 s). Return
+ * EXIT_OK, or EXIT_USAGE after printing the one-line error. */
+int cli_parse_objective(const char *cmd, const char *text, hs_objective *out);
+int cli_parse_spin_us(const char *cmd, const char *text, int *out);
 
 /* Loads a model, binding the first input to `shape` (e.g. "1x3x224x224") when given.
  * Returns 0 or an exit code after printing the error. */

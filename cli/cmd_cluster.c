@@ -68,17 +68,6 @@ static int net_option(const char *cmd, int c, hs_net_opts *net)
     return -1;
 }
 
-/* --spin-us: microseconds, 0 to 1 s. */
-static int spin_option(const char *cmd, int *out)
-{
-    long v;
-    if (!cli_parse_int(optarg, 0, 1000000, &v))
-        return cli_usage_error(cmd, "--spin-us '%s': expected microseconds, 0 to 1000000",
-                               optarg);
-    *out = (int)v;
-    return EXIT_OK;
-}
-
 static const char net_help[] =
     "  --heartbeat-ms MS          ZMTP heartbeat interval (default 100)\n"
     "  --heartbeat-timeout-ms MS  a silent peer is gone after this (default 1000)\n"
@@ -126,7 +115,7 @@ int cmd_coordinator(int argc, char **argv)
     hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1};
     static const char *sets[MAX_SETS];
     long v;
-    int c, obj, rc;
+    int c, rc;
     char *end;
     optind = 0; /* glibc: a full re-initialisation */
     opterr = 0;
@@ -141,10 +130,8 @@ int cmd_coordinator(int argc, char **argv)
         case 'b': o.constraints.battery_only = true; break;
         case 'v': o.verbose = true; break;
         case 'O':
-            if ((obj = hs_objective_parse(optarg)) < 0)
-                return cli_usage_error("coordinator", "--objective '%s': expected latency, "
-                                       "throughput, energy, lifetime or load-latency", optarg);
-            o.objective = (hs_objective)obj;
+            if ((rc = cli_parse_objective("coordinator", optarg, &o.objective)) != EXIT_OK)
+                return rc;
             break;
         case 'r':
             o.constraints.rate = strtod(optarg, &end);
@@ -175,7 +162,7 @@ int cmd_coordinator(int argc, char **argv)
                 o.threads = (int)v;
             break;
         case 'U':
-            if ((rc = spin_option("coordinator", &o.spin_us)) != EXIT_OK)
+            if ((rc = cli_parse_spin_us("coordinator", optarg, &o.spin_us)) != EXIT_OK)
                 return rc;
             break;
         case 's':
@@ -269,7 +256,7 @@ int cmd_worker(int argc, char **argv)
             o.threads = (int)v;
             break;
         case 'U':
-            if ((rc = spin_option("worker", &o.spin_us)) != EXIT_OK)
+            if ((rc = cli_parse_spin_us("worker", optarg, &o.spin_us)) != EXIT_OK)
                 return rc;
             break;
         case 'h': worker_help(stdout); return EXIT_OK;

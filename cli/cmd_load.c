@@ -384,7 +384,7 @@ int cmd_load(int argc, char **argv)
         {0, 0, 0, 0}};
     load_opts o = {.poisson = true, .seed = 1, .drain = 30, .wait = 30,
                    .objective = HS_OBJ_THROUGHPUT};
-    int c, obj;
+    int c, rc;
     char *end;
     optind = 0;
     opterr = 0;
@@ -407,10 +407,8 @@ int cmd_load(int argc, char **argv)
         case 'a': o.advertise = optarg; break;
         case 'v': o.verbose = true; break;
         case 'O':
-            if ((obj = hs_objective_parse(optarg)) < 0)
-                return cli_usage_error("load", "--objective '%s': expected latency, throughput, "
-                                       "energy, lifetime or load-latency", optarg);
-            o.objective = (hs_objective)obj;
+            if ((rc = cli_parse_objective("load", optarg, &o.objective)) != EXIT_OK)
+                return rc;
             o.objective_set = true;
             break;
         case 'r':
@@ -432,10 +430,8 @@ int cmd_load(int argc, char **argv)
                 return cli_usage_error("load", "--seed '%s': expected an integer", optarg);
             break;
         case 'U':
-            if (!cli_parse_int(optarg, 0, 1000000, &v))
-                return cli_usage_error("load", "--spin-us '%s': expected microseconds, 0 to "
-                                       "1000000", optarg);
-            o.spin_us = (int)v;
+            if ((rc = cli_parse_spin_us("load", optarg, &o.spin_us)) != EXIT_OK)
+                return rc;
             break;
         case 'C':
             if (!cli_parse_int(optarg, 1, 100000, &v))

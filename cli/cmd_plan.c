@@ -294,7 +294,7 @@ int cmd_plan(int argc, char **argv)
         {"input-shape", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     plan_opts o = {.objective = HS_OBJ_LATENCY};
-    int c, obj;
+    int c, rc;
     long stages;
     char *end;
     optind = 0; /* glibc: a full re-initialisation, as demo runs several commands */
@@ -308,10 +308,8 @@ int cmd_plan(int argc, char **argv)
         case 'P': o.pareto = true; break;
         case 'j': o.json = true; break;
         case 'O':
-            if ((obj = hs_objective_parse(optarg)) < 0)
-                return cli_usage_error("plan", "--objective '%s': expected latency, throughput, "
-                                       "energy, lifetime or load-latency", optarg);
-            o.objective = (hs_objective)obj;
+            if ((rc = cli_parse_objective("plan", optarg, &o.objective)) != EXIT_OK)
+                return rc;
             break;
         case 'r':
             o.k.rate = strtod(optarg, &end);

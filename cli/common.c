@@ -51,6 +51,26 @@ bool cli_parse_int(const char *text, long lo, long hi, long *out)
     return true;
 }
 
+int cli_parse_objective(const char *cmd, const char *text, hs_objective *out)
+{
+    int obj = hs_objective_parse(text);
+    if (obj < 0)
+        return cli_usage_error(cmd, "--objective '%s': expected latency, throughput, energy, "
+                               "lifetime or load-latency", text);
+    *out = (hs_objective)obj;
+    return EXIT_OK;
+}
+
+int cli_parse_spin_us(const char *cmd, const char *text, int *out)
+{
+    long v;
+    if (!cli_parse_int(text, 0, 1000000, &v))
+        return cli_usage_error(cmd, "--spin-us '%s': expected microseconds, 0 to 1000000",
+                               text);
+    *out = (int)v;
+    return EXIT_OK;
+}
+
 bool cli_parse_u64(const char *text, uint64_t *out)
 {
     char *end;
