@@ -7,8 +7,15 @@
  * no coordinator, no load generator. Cores that share caches or memory bandwidth (a VM's
  * host) put it below 2; smaller per-stage working sets can put it above.
  *
- * One round is SECONDS of the whole model, then SECONDS of the two stages at once; the
- * median round's ratio is printed last, as "limit R". Each round line shows the progress.
+ * The limit has two parts, and each round measures both: what two cores give two copies of
+ * the whole model at once ("copies": the machine's own scaling, no split at all), and how
+ * evenly the cut shares the work out when both stages run ("balance": the mean stage time
+ * over the slower one's). A limit under the target with copies near 2 is the cut's to fix; a
+ * copies ratio under it is the machine's.
+ *
+ * One round is SECONDS of the whole model, SECONDS of two copies of it at once, then SECONDS
+ * of the two stages at once; the median round's ratios are printed last, as "copies C",
+ * "balance B" and "limit R". Each round line shows the progress.
  *
  * usage: bench_stages MODEL.onnx CUT [--rounds N] [--seconds S]
  */
@@ -16,6 +23,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,23 @@ static void *run_stage(void *arg)
     return NULL;
 }
 
+static double rate(const stage_job *j) { return j->runs / j->elapsed; }
+
+/* Runs a and b at once, each on its own thread; false if a thread cannot start. */
+static bool run_pair(stage_job *a, stage_job *b)
+{
+    pthread_t ta, tb;
+    if (pthread_create(&ta, NULL, run_stage, a) != 0)
+        return false;
+    if (pthread_create(&tb, NULL, run_stage, b) != 0) {
+        pthread_join(ta, NULL);
+        return false;
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    return true;
+}
+
 static int fail(const char *what, const hs_error *err)
 {
     fprintf(stderr, "bench_stages: %s: %s\n", what, err->msg);
@@ -97,8 +122,9 @@ int main(int argc, char **argv)
                 "input\n", path, n);
         return 2;
     }
-    hs_exec *whole, *first, *second;
+    hs_exec *whole, *twin, *first, *second;
     if (hs_exec_new(g, 0, n, &whole, &err) != HS_OK ||
+        hs_exec_new(g, 0, n, &twin, &err) != HS_OK ||
         hs_exec_new(g, 0, cut, &first, &err) != HS_OK ||
         hs_exec_new(g, cut, n, &second, &err) != HS_OK)
         return fail(path, &err);
@@ -125,39 +151,45 @@ int main(int argc, char **argv)
         mid[i].data = copy;
     }
 
-    printf("%s: stages [0,%d) on CPU 0 and [%d,%d) on CPU 1, %d rounds of %g s + %g s\n",
-           path, cut, cut, n, rounds, seconds, seconds);
-    double *ratio = malloc((size_t)rounds * sizeof *ratio);
+    printf("%s: stages [0,%d) on CPU 0 and [%d,%d) on CPU 1, %d rounds of 3 x %g s\n",
+           path, cut, cut, n, rounds, seconds);
+    double *ratio = malloc((size_t)rounds * 3 * sizeof *ratio);
+    double *copies = ratio + rounds, *balance = ratio + 2 * rounds;
     for (int r = 0; r < rounds; r++) {
         stage_job one = {.x = whole, .in = &in, .n_in = 1, .cpu = 0, .seconds = seconds};
+        stage_job c0 = {.x = whole, .in = &in, .n_in = 1, .cpu = 0, .seconds = seconds};
+        stage_job c1 = {.x = twin, .in = &in, .n_in = 1, .cpu = 1, .seconds = seconds};
         stage_job a = {.x = first, .in = &in, .n_in = 1, .cpu = 0, .seconds = seconds};
         stage_job b = {.x = second, .in = mid, .n_in = n_mid, .cpu = 1, .seconds = seconds};
-        pthread_t ta, tb;
         run_stage(&one);
-        if (pthread_create(&ta, NULL, run_stage, &a) != 0 ||
-            pthread_create(&tb, NULL, run_stage, &b) != 0) {
+        if (!run_pair(&c0, &c1) || !run_pair(&a, &b)) {
             fprintf(stderr, "bench_stages: cannot start threads\n");
             return 1;
         }
-        pthread_join(ta, NULL);
-        pthread_join(tb, NULL);
-        const stage_job *jobs[] = {&one, &a, &b};
-        for (int i = 0; i < 3; i++)
+        const stage_job *jobs[] = {&one, &c0, &c1, &a, &b};
+        for (int i = 0; i < 5; i++)
             if (jobs[i]->status != HS_OK)
                 return fail(path, &jobs[i]->err);
-        double whole_rps = one.runs / one.elapsed, a_rps = a.runs / a.elapsed,
-               b_rps = b.runs / b.elapsed;
-        ratio[r] = (a_rps < b_rps ? a_rps : b_rps) / whole_rps;
-        printf("round %d/%d: whole %.2f/s; stage 1 %.2f/s, stage 2 %.2f/s; ratio %.3f\n",
-               r + 1, rounds, whole_rps, a_rps, b_rps, ratio[r]);
+        double whole_rps = rate(&one), a_rps = rate(&a), b_rps = rate(&b);
+        double slower = a_rps < b_rps ? a_rps : b_rps;
+        ratio[r] = slower / whole_rps;
+        copies[r] = (rate(&c0) + rate(&c1)) / whole_rps;
+        /* mean stage time over the slower stage's: (1/a + 1/b) / 2 / (1/slower) */
+        balance[r] = (1 / a_rps + 1 / b_rps) / 2 * slower;
+        printf("round %d/%d: whole %.2f/s; two copies %.2f/s + %.2f/s (%.3f); stage 1 "
+               "%.2f/s, stage 2 %.2f/s (balance %.3f); ratio %.3f\n", r + 1, rounds,
+               whole_rps, rate(&c0), rate(&c1), copies[r], a_rps, b_rps, balance[r],
+               ratio[r]);
         fflush(stdout);
     }
-    printf("limit %.3f\n", median(ratio, rounds));
+    printf("copies %.3f\nbalance %.3f\nlimit %.3f\n", median(copies, rounds),
+           median(balance, rounds), median(ratio, rounds));
     for (int i = 0; i < n_mid; i++)
         free(mid[i].data);
     free(x);
     free(ratio);
     hs_exec_free(whole);
+    hs_exec_free(twin);
     hs_exec_free(first);
     hs_exec_free(second);
     hs_graph_free(g);
