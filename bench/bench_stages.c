@@ -15,7 +15,8 @@
  *
  * One round is SECONDS of the whole model, SECONDS of two copies of it at once, then SECONDS
  * of the two stages at once; the median round's ratios are printed last, as "copies C",
- * "balance B" and "limit R". Each round line shows the progress.
+ * "balance B" and "limit R lo LO hi HI" (with the bootstrap 95% interval of the limit's
+ * median). Each round line shows the progress.
  *
  * usage: bench_stages MODEL.onnx CUT [--rounds N] [--seconds S]
  */
@@ -182,8 +183,10 @@ int main(int argc, char **argv)
                ratio[r]);
         fflush(stdout);
     }
-    printf("copies %.3f\nbalance %.3f\nlimit %.3f\n", median(copies, rounds),
-           median(balance, rounds), median(ratio, rounds));
+    double lo, hi;
+    median_ci(ratio, rounds, &lo, &hi);
+    printf("copies %.3f\nbalance %.3f\nlimit %.3f lo %.3f hi %.3f\n", median(copies, rounds),
+           median(balance, rounds), median(ratio, rounds), lo, hi);
     for (int i = 0; i < n_mid; i++)
         free(mid[i].data);
     free(x);

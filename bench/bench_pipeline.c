@@ -1,24 +1,30 @@
 /*
- * The pipeline benchmark with the source embedded, as a camera application runs it: the
- * coordinator is a thread of the application's process and inputs are handed to it in memory
- * (hs_coordinator_client + hs_client_submit_nocopy: no copy, no socket) instead of crossing
- * loopback TCP from a separate load-generator process.
+ * The pipeline benchmark: a 2-stage pipeline over 2 devices against 1 device running the whole
+ * model, loaded in short alternating rounds from one process, two ways:
  *
- * This process hosts two coordinators, both pinned with everything else here to CPU 0:
- *   "one", over a 1-device cluster: the whole model on the source device;
- *   "two", over a 2-device cluster, listening on --listen for the other device's worker
- *          (a `hotsplit worker` process the caller starts, pinned to CPU 1).
- * Once "two" has committed a plan with both devices, rounds alternate between the two set-ups
- * (the idle one costs nothing): each round keeps --concurrency requests in flight from an
- * in-process client for --seconds, counts the answers that arrive in the window after a short
- * warm-up, and prints both rates and their ratio. Every answer is checked: one per request,
- * bit-identical to this process's own single-device run of the same input. The median round's
- * ratio is printed last ("ratio R"); --csv writes every round.
+ *   source embedded (--one, --two, --listen), as a camera application runs it: this process
+ *       hosts both coordinators, pinned with everything else here to CPU 0, and hands them
+ *       its inputs in memory (hs_coordinator_client + hs_client_submit_nocopy: no copy, no
+ *       socket). "one" serves a 1-device cluster, "two" a 2-device cluster whose other device
+ *       is a `hotsplit worker` process the caller starts on CPU 1, registering at --listen.
+ *   client over TCP (--one-at, --two-at): both set-ups are `hotsplit coordinator` processes
+ *       (and the worker) the caller started; this process is their load generator, unpinned,
+ *       and sends every input over loopback TCP.
  *
- * usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
- *                       [--profile FILE] [--rounds N] [--seconds S] [--concurrency N]
- *                       [--csv FILE] [--spin-us US] [--verbose]
- * --spin-us is the coordinators' (their source workers'), as for `hotsplit coordinator`.
+ * Rounds alternate between the set-ups (the idle one costs nothing): each keeps --concurrency
+ * requests in flight for --seconds after a short warm-up, and takes the rate of the answers
+ * inside that window. Every answer is checked: one per request, bit-identical to this
+ * process's own single-device run of the same input. Single-device speed on a shared machine
+ * drifts by 20% within a minute, so many short rounds pair rates taken close together; the
+ * median round's ratio is printed last with its bootstrap 95% confidence interval
+ * ("ratio R lo LO hi HI"), after the median rates ("rates ONE TWO"). --csv writes every round.
+ *
+ * usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
+ *                       [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT
+ *                       --two-at ENDPOINT) [--rounds N] [--seconds S] [--concurrency N]
+ *                       [--csv FILE]
+ * --spin-us is the embedded coordinators' (their source workers'), as for `hotsplit
+ * coordinator`.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -38,7 +44,8 @@
 
 typedef struct setup {
     const char *name;
-    hs_coordinator *co;
+    const char *endpoint;   /* client over TCP: the coordinator's; else NULL */
+    hs_coordinator *co;     /* source embedded: hosted here; else NULL */
     pthread_t thread;
     hs_error run_err;
 } setup;
@@ -66,8 +73,9 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
 {
     hs_client *cl;
     hs_error err = {0};
-    if (hs_coordinator_client(s->co, &cl, &err) != HS_OK) {
-        fprintf(stderr, "bench_embedded: %s: %s\n", s->name, err.msg);
+    if ((s->co ? hs_coordinator_client(s->co, &cl, &err)
+               : hs_client_new(s->endpoint, NULL, &cl, &err)) != HS_OK) {
+        fprintf(stderr, "bench_pipeline: %s: %s\n", s->name, err.msg);
         return -1;
     }
     uint64_t sent = 0, answered = 0, in_window = 0, bad = 0;
@@ -76,7 +84,7 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
     uint8_t *seen = calloc(cap + 1, 1); /* answers per request id */
     if (!seen) {
         hs_client_free(cl);
-        fprintf(stderr, "bench_embedded: out of memory\n");
+        fprintf(stderr, "bench_pipeline: out of memory\n");
         return -1;
     }
     for (double now = start; ((now < to && sent < cap) || answered < sent) && !bad;
@@ -85,7 +93,7 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
             uint64_t id;
             if (hs_client_submit_nocopy(cl, &ck->input[sent % N_INPUTS], 1, input_kept, NULL,
                                         &id, &err) != HS_OK) {
-                fprintf(stderr, "bench_embedded: %s: submit: %s\n", s->name, err.msg);
+                fprintf(stderr, "bench_pipeline: %s: submit: %s\n", s->name, err.msg);
                 bad++;
                 break;
             }
@@ -94,7 +102,7 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
         hs_result r;
         if (bad || hs_client_receive(cl, 5000, &r, &err) != HS_OK) {
             if (!bad)
-                fprintf(stderr, "bench_embedded: %s: %llu of %llu answered: %s\n", s->name,
+                fprintf(stderr, "bench_pipeline: %s: %llu of %llu answered: %s\n", s->name,
                         (unsigned long long)answered, (unsigned long long)sent, err.msg);
             bad++;
             break;
@@ -104,7 +112,7 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
             r.n_outputs < 1 || hs_tensor_nbytes(&r.outputs[0]) != ck->expected_bytes ||
             memcmp(r.outputs[0].data, ck->expected[(id - 1) % N_INPUTS],
                    ck->expected_bytes) != 0) {
-            fprintf(stderr, "bench_embedded: %s: request %llu: answer repeated, failed (%s) "
+            fprintf(stderr, "bench_pipeline: %s: request %llu: answer repeated, failed (%s) "
                     "or not the single-device result\n", s->name, (unsigned long long)id,
                     r.reason);
             bad++;
@@ -120,15 +128,15 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
     free(seen);
     hs_client_free(cl);
     if (!bad && in_window < 2)
-        fprintf(stderr, "bench_embedded: %s: fewer than 2 answers in %g s\n", s->name, seconds);
+        fprintf(stderr, "bench_pipeline: %s: fewer than 2 answers in %g s\n", s->name, seconds);
     return bad || in_window < 2 ? -1 : (double)(in_window - 1) / (last - first);
 }
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_embedded MODEL.onnx --one CLUSTER1.yaml --two CLUSTER2.yaml "
-            "--listen ENDPOINT [--profile FILE] [--rounds N] [--seconds S] [--concurrency N] "
-            "[--csv FILE] [--spin-us US] [--verbose]\n");
+    fprintf(stderr, "usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml "
+            "--listen ENDPOINT [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT "
+            "--two-at ENDPOINT) [--rounds N] [--seconds S] [--concurrency N] [--csv FILE]\n");
     return 2;
 }
 
@@ -140,14 +148,14 @@ static int make_checker(const char *path, checker *ck)
     hs_error err;
     if (hs_graph_load_onnx(path, NULL, &g, &err) != HS_OK ||
         hs_exec_new(g, 0, hs_graph_node_count(g), &x, &err) != HS_OK) {
-        fprintf(stderr, "bench_embedded: %s\n", err.msg);
+        fprintf(stderr, "bench_pipeline: %s\n", err.msg);
         return 1;
     }
     hs_tensor desc = {0};
     if (hs_graph_input_count(g) == 1)
         hs_graph_input(g, 0, &desc);
     if (hs_graph_input_count(g) != 1 || desc.dtype != HS_F32) {
-        fprintf(stderr, "bench_embedded: %s: the model must take one float32 input\n", path);
+        fprintf(stderr, "bench_pipeline: %s: the model must take one float32 input\n", path);
         return 1;
     }
     hs_tensor out[16];
@@ -161,7 +169,7 @@ static int make_checker(const char *path, checker *ck)
             v[k] = (float)(s >> 8) / 16777216.0f - 0.5f;
         ck->input[i].data = v;
         if (n_out > 16 || hs_exec_run(x, &ck->input[i], 1, out, n_out, &err) != HS_OK) {
-            fprintf(stderr, "bench_embedded: %s: %s\n", path, n_out > 16 ? "too many outputs"
+            fprintf(stderr, "bench_pipeline: %s: %s\n", path, n_out > 16 ? "too many outputs"
                     : err.msg);
             return 1;
         }
@@ -174,26 +182,39 @@ static int make_checker(const char *path, checker *ck)
     return 0;
 }
 
-/* Waits for the 2-device plan, warms both set-ups up, then runs the alternating rounds;
- * prints each and the median ratio, writes csv if given. Returns the exit status. */
-static int measure(setup sets[2], const checker *ck, const char *listen, int rounds,
-                   double seconds, int concurrency, const char *csv)
+static void free_checker(checker *ck)
 {
-    /* The 2-device plan: committed after the worker registers (the first commit is the
-     * 1-device plan). */
+    for (int i = 0; i < N_INPUTS; i++) {
+        free(ck->input[i].data);
+        free(ck->expected[i]);
+    }
+}
+
+/* Source embedded: waits for the 2-device plan (committed after the worker registers; the
+ * first commit is the 1-device plan). False, with the reason on stderr, if none came. */
+static bool wait_for_worker(setup *two, const char *listen)
+{
     hs_coordinator_stats st;
     double deadline = now_s() + SETTLE_S;
     do {
         usleep(100000);
-        hs_coordinator_get_stats(sets[1].co, &st);
+        hs_coordinator_get_stats(two->co, &st);
     } while ((st.live_workers < 2 || st.epoch < 2) && now_s() < deadline);
-    if (st.live_workers < 2) {
-        fprintf(stderr, "bench_embedded: no worker registered at %s within %.0f s\n", listen,
+    if (st.live_workers < 2)
+        fprintf(stderr, "bench_pipeline: no worker registered at %s within %.0f s\n", listen,
                 SETTLE_S);
-        return 1;
-    }
-    printf("%d rounds of %g s per set-up, %d in flight, source embedded (in-process client, "
-           "no copy)\n", rounds, seconds, concurrency);
+    return st.live_workers >= 2;
+}
+
+/* Warms both set-ups up, then runs the alternating rounds; prints each, the median rates and
+ * the median ratio with its confidence interval; writes csv if given. Returns the exit
+ * status. */
+static int measure(setup sets[2], const checker *ck, int rounds, double seconds,
+                   int concurrency, const char *csv)
+{
+    printf("%d rounds of %g s per set-up, %d in flight, %s\n", rounds, seconds, concurrency,
+           sets[0].co ? "source embedded (in-process client, no copy)"
+                      : "client over TCP (this process)");
     fflush(stdout);
     /* Warm-up: lets the 2-device plan settle on measured stage times. */
     for (int i = 0; i < 2; i++)
@@ -201,45 +222,51 @@ static int measure(setup sets[2], const checker *ck, const char *listen, int rou
             return 1;
     FILE *out = csv ? fopen(csv, "w") : NULL;
     if (csv && !out) {
-        fprintf(stderr, "bench_embedded: %s: cannot create\n", csv);
+        fprintf(stderr, "bench_pipeline: %s: cannot create\n", csv);
         return 1;
     }
     if (out)
         fprintf(out, "round,one_worker_rps,two_stage_rps,ratio\n");
-    double *ratio = malloc((size_t)rounds * sizeof *ratio);
-    int rc = ratio ? 0 : 1;
+    double *v = malloc((size_t)rounds * 3 * sizeof *v);
+    double *ratio = v, *ones = v + rounds, *twos = v + 2 * rounds;
+    int rc = v ? 0 : 1;
     for (int r = 0; r < rounds && rc == 0; r++) {
-        double one = run_round(&sets[0], ck, concurrency, seconds);
-        double two = one < 0 ? -1 : run_round(&sets[1], ck, concurrency, seconds);
-        if (two < 0) {
+        ones[r] = run_round(&sets[0], ck, concurrency, seconds);
+        twos[r] = ones[r] < 0 ? -1 : run_round(&sets[1], ck, concurrency, seconds);
+        if (twos[r] < 0) {
             rc = 1;
             break;
         }
-        ratio[r] = two / one;
+        ratio[r] = twos[r] / ones[r];
         printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f\n", r + 1, rounds,
-               one, two, ratio[r]);
+               ones[r], twos[r], ratio[r]);
         fflush(stdout);
         if (out)
-            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, one, two, ratio[r]);
+            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, ones[r], twos[r], ratio[r]);
     }
     if (out)
         fclose(out);
-    if (rc == 0)
-        printf("ratio %.3f\n", median(ratio, rounds));
-    free(ratio);
+    if (rc == 0) {
+        double lo, hi;
+        median_ci(ratio, rounds, &lo, &hi);
+        printf("rates %.3f %.3f\n", median(ones, rounds), median(twos, rounds));
+        printf("ratio %.3f lo %.3f hi %.3f\n", median(ratio, rounds), lo, hi);
+    }
+    free(v);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     const char *one_cluster = NULL, *two_cluster = NULL, *listen = NULL, *profile = NULL,
-               *csv = NULL;
+               *csv = NULL, *one_at = NULL, *two_at = NULL;
     int rounds = 5, concurrency = 4, spin_us = 0;
     double seconds = 4;
     bool verbose = false;
     static const struct option long_opts[] = {
         {"one", required_argument, NULL, '1'},     {"two", required_argument, NULL, '2'},
         {"listen", required_argument, NULL, 'l'},  {"profile", required_argument, NULL, 'p'},
+        {"one-at", required_argument, NULL, 'a'},  {"two-at", required_argument, NULL, 'b'},
         {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"concurrency", required_argument, NULL, 'c'}, {"csv", required_argument, NULL, 'o'},
         {"verbose", no_argument, NULL, 'v'},       {"spin-us", required_argument, NULL, 'u'},
@@ -250,6 +277,8 @@ int main(int argc, char **argv)
         case '2': two_cluster = optarg; break;
         case 'l': listen = optarg; break;
         case 'p': profile = optarg; break;
+        case 'a': one_at = optarg; break;
+        case 'b': two_at = optarg; break;
         case 'o': csv = optarg; break;
         case 'r': rounds = atoi(optarg); break;
         case 's': seconds = atof(optarg); break;
@@ -259,25 +288,38 @@ int main(int argc, char **argv)
         default: return usage();
         }
     }
-    if (argc - optind != 1 || !one_cluster || !two_cluster || !listen || rounds < 1 ||
-        !(seconds > 0) || concurrency < 1 || spin_us < 0)
+    bool embedded = one_cluster && two_cluster && listen && !one_at && !two_at;
+    bool over_tcp = one_at && two_at && !one_cluster && !two_cluster && !listen && !profile &&
+                    !spin_us && !verbose;
+    if (argc - optind != 1 || !(embedded || over_tcp) || rounds < 1 || !(seconds > 0) ||
+        concurrency < 1 || spin_us < 0)
         return usage();
     const char *model = argv[optind];
+
+    hs_set_threads(1);
+    setup sets[2] = {{.name = "1 worker", .endpoint = one_at},
+                     {.name = "2 workers", .endpoint = two_at}};
+    checker ck = {0};
+    int rc = 1;
+    if (over_tcp) {
+        if (make_checker(model, &ck) == 0)
+            rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
+        free_checker(&ck);
+        return rc;
+    }
 
     /* Everything here is device 0: pinned before any thread starts, so all inherit it. */
     cpu_set_t cpu0;
     CPU_ZERO(&cpu0);
     CPU_SET(0, &cpu0);
     sched_setaffinity(0, sizeof cpu0, &cpu0);
-    hs_set_threads(1);
-
-    checker ck = {0};
-    if (make_checker(model, &ck))
+    if (make_checker(model, &ck)) {
+        free_checker(&ck);
         return 1;
-    setup sets[2] = {{.name = "1 worker"}, {.name = "2 workers"}};
+    }
     const char *clusters[2] = {one_cluster, two_cluster};
     const char *listens[2] = {"tcp://127.0.0.1:*", listen};
-    int started = 0, rc = 1;
+    int started = 0;
     for (int i = 0; i < 2; i++) {
         hs_coordinator_opts o = {.model_path = model, .cluster_path = clusters[i],
                                  .listen = listens[i], .profile_path = profile,
@@ -285,18 +327,18 @@ int main(int argc, char **argv)
                                  .spin_us = spin_us, .verbose = verbose};
         hs_error err;
         if (hs_coordinator_new(&o, &sets[i].co, &err) != HS_OK) {
-            fprintf(stderr, "bench_embedded: %s\n", err.msg);
+            fprintf(stderr, "bench_pipeline: %s\n", err.msg);
             break;
         }
         if (pthread_create(&sets[i].thread, NULL, serve, &sets[i]) != 0) {
             hs_coordinator_free(sets[i].co);
-            fprintf(stderr, "bench_embedded: cannot start a thread\n");
+            fprintf(stderr, "bench_pipeline: cannot start a thread\n");
             break;
         }
         started++;
     }
-    if (started == 2)
-        rc = measure(sets, &ck, listen, rounds, seconds, concurrency, csv);
+    if (started == 2 && wait_for_worker(&sets[1], listen))
+        rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
     /* Also on failure: a coordinator that is freed sends its worker a BYE, so the worker the
      * caller started does not outlive this process. */
     for (int i = 0; i < started; i++) {
@@ -304,9 +346,6 @@ int main(int argc, char **argv)
         pthread_join(sets[i].thread, NULL);
         hs_coordinator_free(sets[i].co);
     }
-    for (int i = 0; i < N_INPUTS; i++) {
-        free(ck.input[i].data);
-        free(ck.expected[i]);
-    }
+    free_checker(&ck);
     return rc;
 }
