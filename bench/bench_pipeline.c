@@ -33,14 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hotsplit/runtime.h"
 #include "bench_util.h"
 
 #define N_INPUTS 4       /* distinct inputs, cycled */
 #define WARMUP_S 0.5     /* of each round, before answers are counted */
-#define SETTLE_S 20.0    /* longest wait for the 2-device plan */
+#define SETTLE_S 20.0    /* longest wait for the worker of the 2-device set-up */
 
 typedef struct setup {
     const char *name;
@@ -190,20 +189,15 @@ static void free_checker(checker *ck)
     }
 }
 
-/* Source embedded: waits for the 2-device plan (committed after the worker registers; the
- * first commit is the 1-device plan). False, with the reason on stderr, if none came. */
+/* Source embedded: waits for the worker and the plan chosen with it. False, with the reason
+ * on stderr, if it did not come. */
 static bool wait_for_worker(setup *two, const char *listen)
 {
-    hs_coordinator_stats st;
-    double deadline = now_s() + SETTLE_S;
-    do {
-        usleep(100000);
-        hs_coordinator_get_stats(two->co, &st);
-    } while ((st.live_workers < 2 || st.epoch < 2) && now_s() < deadline);
-    if (st.live_workers < 2)
-        fprintf(stderr, "bench_pipeline: no worker registered at %s within %.0f s\n", listen,
-                SETTLE_S);
-    return st.live_workers >= 2;
+    if (hs_coordinator_wait(two->co, 2, (int)(SETTLE_S * 1000), NULL))
+        return true;
+    fprintf(stderr, "bench_pipeline: no worker registered at %s within %.0f s\n", listen,
+            SETTLE_S);
+    return false;
 }
 
 /* Warms both set-ups up, then runs the alternating rounds; prints each, the median rates and

@@ -80,7 +80,7 @@ pipeline_rounds() {
   local bench_pid=$!
   pids+=($bench_pid)
   tail -f --pid=$bench_pid "$tmp/rounds.out" | { grep --line-buffered "^round" || true; } |
-    sed 's/^/  /' >&2
+    sed -u 's/^/  /' >&2
   RATIO=nan LO=nan HI=nan ONE=nan TWO=nan
   if wait $bench_pid; then
     read -r _ RATIO _ LO _ HI < <(grep "^ratio " "$tmp/rounds.out")

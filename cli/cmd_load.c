@@ -202,7 +202,7 @@ static void *serve(void *co)
 }
 
 /* --cluster: starts the coordinator on a thread of this process and waits up to --wait for
- * every device of the cluster to register. */
+ * every device of the cluster to register and a plan that uses them to commit. */
 static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thread)
 {
     hs_cluster cluster;
@@ -228,18 +228,14 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "load: coordinator embedded, listening on %s; waiting for %d devices\n",
             o->listen, cluster.n_devices);
+    /* In slices, so that a signal is noticed while waiting. */
     hs_coordinator_stats st;
-    double deadline = now_s() + o->wait;
-    do {
-        usleep(50 * 1000);
-        hs_coordinator_get_stats(*co, &st);
-    } while (st.live_workers < cluster.n_devices && now_s() < deadline && !interrupted);
-    if (st.live_workers < cluster.n_devices)
+    bool ready = false;
+    for (double deadline = now_s() + o->wait; !ready && !interrupted && now_s() < deadline;)
+        ready = hs_coordinator_wait(*co, cluster.n_devices, 100, &st);
+    if (!ready && !interrupted)
         fprintf(stderr, "load: %d of %d devices registered after %g s; starting anyway\n",
                 st.live_workers, cluster.n_devices, o->wait);
-    /* Time for the plan that uses them to commit; a request admitted before runs, correctly,
-     * on the plan current then. */
-    usleep(200 * 1000);
     return EXIT_OK;
 }
 

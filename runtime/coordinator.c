@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hotsplit/cost.h"
@@ -139,6 +140,12 @@ struct hs_coordinator {
     hs__badlog bad;
     hs_coordinator_stats stats;
     volatile sig_atomic_t stop;
+    /* What other threads see of stats (hs_coordinator_get_stats, hs_coordinator_wait): a copy
+     * published under the lock at each turn of the loop in which it changed. */
+    pthread_mutex_t shared_lock;
+    pthread_cond_t shared_changed;
+    hs_coordinator_stats shared;
+    bool run_over;            /* run() has returned */
 };
 
 static void logf_(const hs_coordinator *c, const char *fmt, ...)
@@ -1071,6 +1078,8 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->o = *o;
     c->rng = 12345;
+    pthread_mutex_init(&c->shared_lock, NULL);
+    pthread_cond_init(&c->shared_changed, NULL);
     c->in = calloc(1, sizeof *c->in);
     c->out = calloc(1, sizeof *c->out);
     hs_status st = c->in && c->out && req_grow(c) == HS_OK
@@ -1103,6 +1112,21 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
     return HS_OK;
 }
 
+/* Publishes stats to other threads if they changed since the last turn (or run() ends). */
+static void publish(hs_coordinator *c, bool run_over)
+{
+    c->stats.settled = c->current && !c->pending && !c->replan_wanted;
+    /* Only this thread writes shared, so reading it here needs no lock. Both copies start
+     * zeroed (calloc) and are only ever assigned, so their padding compares equal. */
+    if (!run_over && memcmp(&c->stats, &c->shared, sizeof c->stats) == 0)
+        return;
+    pthread_mutex_lock(&c->shared_lock);
+    c->shared = c->stats;
+    c->run_over = run_over;
+    pthread_cond_broadcast(&c->shared_changed);
+    pthread_mutex_unlock(&c->shared_lock);
+}
+
 static bool readable(void *socket)
 {
     int events;
@@ -1124,6 +1148,7 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
         if (zmq_poll(items, 3, TICK_MS) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
+            publish(c, true);
             return hs_error_set(err, HS_ERR_IO, "coordinator: poll: %s",
                                     zmq_strerror(zmq_errno()));
         }
@@ -1136,7 +1161,9 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
         if (items[2].revents & ZMQ_POLLIN)
             on_monitor(c, now);
         on_timers(c, now);
+        publish(c, false);
     }
+    publish(c, true);
     return HS_OK;
 }
 
@@ -1147,9 +1174,37 @@ hs_status hs_coordinator_client(hs_coordinator *c, hs_client **out, hs_error *er
 
 void hs_coordinator_stop(hs_coordinator *c) { c->stop = 1; }
 
-void hs_coordinator_get_stats(const hs_coordinator *c, hs_coordinator_stats *out)
+void hs_coordinator_get_stats(hs_coordinator *c, hs_coordinator_stats *out)
 {
-    *out = c->stats;
+    pthread_mutex_lock(&c->shared_lock);
+    *out = c->shared;
+    pthread_mutex_unlock(&c->shared_lock);
+}
+
+bool hs_coordinator_wait(hs_coordinator *c, int workers, int timeout_ms,
+                         hs_coordinator_stats *out)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_cond_timedwait's clock */
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L)
+        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&c->shared_lock);
+    bool reached;
+    while (!(reached = c->shared.live_workers >= workers && c->shared.settled) &&
+           !c->run_over) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&c->shared_changed, &c->shared_lock);
+        else if (pthread_cond_timedwait(&c->shared_changed, &c->shared_lock, &deadline) ==
+                 ETIMEDOUT)
+            break;
+    }
+    reached = c->shared.live_workers >= workers && c->shared.settled;
+    if (out)
+        *out = c->shared;
+    pthread_mutex_unlock(&c->shared_lock);
+    return reached;
 }
 
 void hs_coordinator_free(hs_coordinator *c)
@@ -1190,5 +1245,7 @@ void hs_coordinator_free(hs_coordinator *c)
         hs_msg_close(c->in);
     free(c->in);
     free(c->out);
+    pthread_mutex_destroy(&c->shared_lock);
+    pthread_cond_destroy(&c->shared_changed);
     free(c);
 }

@@ -3,7 +3,8 @@
  * model, loopback TCP): answers equal a local run, request ids match, and a zero-copy submit
  * gives its buffers back exactly once, after a send and after a refused one alike. A client
  * inside the coordinator's process (hs_coordinator_client) hands its inputs over without a
- * copy: the coordinator computes on the caller's buffer itself.
+ * copy: the coordinator computes on the caller's buffer itself. An application that embeds
+ * the coordinator can wait until its devices have joined (hs_coordinator_wait).
  */
 #define _DEFAULT_SOURCE /* usleep */
 #include <arpa/inet.h>
@@ -26,6 +27,9 @@ static hs_coordinator *coord;
 static pthread_t coord_thread;
 static char endpoint[64];
 static hs_client *inproc_client; /* freed before the coordinator, also when a test fails */
+static int n_devices = 1;         /* in the cluster file create() writes */
+static hs_worker *worker;         /* device dev1's, when a test starts one */
+static pthread_t worker_thread;
 
 /* A loopback port nothing listens on now: bind port 0, read what the kernel gave, close. */
 static int free_port(void)
@@ -46,8 +50,8 @@ static void *serve(void *arg)
     return NULL;
 }
 
-/* y = Relu(x) + 1 over 1x64 floats, and a one-device cluster; a coordinator for them, not
- * yet serving. */
+/* y = Relu(x) + 1 over 1x64 floats, and a cluster of n_devices devices (dev0, the source, and
+ * dev1); a coordinator for them, not yet serving. */
 static void create(void)
 {
     snprintf(model_path, sizeof model_path, "/tmp/hs_test_client_%d.onnx", (int)getpid());
@@ -66,6 +70,9 @@ static void create(void)
     FILE *f = fopen(cluster_path, "w");
     cr_assert(f);
     fputs("source: dev0\ndevices:\n  - {name: dev0, speed: 1, memory_mb: 64}\n", f);
+    if (n_devices == 2)
+        fputs("  - {name: dev1, speed: 1, memory_mb: 64}\nlinks:\n"
+              "  - {from: dev0, to: dev1, bandwidth_mbps: 1000, latency_ms: 0.1}\n", f);
     fclose(f);
 
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
@@ -85,6 +92,12 @@ static void start(void)
     serve_in_background();
 }
 
+static void start_two(void)
+{
+    n_devices = 2;
+    start();
+}
+
 static void stop(void)
 {
     hs_client_free(inproc_client);
@@ -94,8 +107,14 @@ static void stop(void)
         if (coord_thread)
             pthread_join(coord_thread, NULL);
         coord_thread = 0;
-        hs_coordinator_free(coord);
+        hs_coordinator_free(coord); /* its BYE ends the worker */
         coord = NULL;
+    }
+    if (worker) {
+        hs_worker_stop(worker);
+        pthread_join(worker_thread, NULL);
+        hs_worker_free(worker);
+        worker = NULL;
     }
     unlink(model_path);
     unlink(cluster_path);
@@ -103,6 +122,7 @@ static void stop(void)
 
 TestSuite(client, .init = start, .fini = stop, .timeout = 60);
 TestSuite(in_process, .init = create, .fini = stop, .timeout = 60);
+TestSuite(waiting, .init = start_two, .fini = stop, .timeout = 60);
 
 static atomic_int released;
 static void count_release(void *hint)
@@ -209,4 +229,41 @@ Test(in_process, inputs_reach_the_coordinator_without_a_copy)
     hs_client_free(c);
     inproc_client = NULL;
     cr_assert_eq(atomic_load(&released), 1, "release ran twice");
+}
+
+static void *run_worker(void *arg)
+{
+    hs_error err;
+    hs_worker_run(arg, &err);
+    return NULL;
+}
+
+Test(waiting, until_every_device_has_joined_and_a_plan_is_chosen_with_it)
+{
+    hs_coordinator_stats st;
+    cr_assert(hs_coordinator_wait(coord, 1, 10000, &st), "the source never settled");
+    cr_assert_eq(st.live_workers, 1);
+    cr_assert_geq(st.epoch, 1);
+    /* dev1 has not started: the wait for two devices times out, and says so. */
+    cr_assert_not(hs_coordinator_wait(coord, 2, 300, &st));
+    cr_assert_eq(st.live_workers, 1);
+
+    hs_worker_opts wo = {.name = "dev1", .coordinator = endpoint, .model_path = model_path};
+    hs_error err;
+    cr_assert_eq(hs_worker_new(&wo, &worker, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(pthread_create(&worker_thread, NULL, run_worker, worker), 0);
+    cr_assert(hs_coordinator_wait(coord, 2, 20000, &st), "dev1 never joined");
+    cr_assert_eq(st.live_workers, 2);
+    cr_assert(st.settled);
+    hs_coordinator_stats again;
+    hs_coordinator_get_stats(coord, &again);
+    cr_assert_eq(again.live_workers, 2);
+
+    /* Once run() has returned, a wait that can never be met returns at once, even without a
+     * timeout (otherwise this test times out). */
+    hs_coordinator_stop(coord);
+    pthread_join(coord_thread, NULL);
+    coord_thread = 0;
+    cr_assert_not(hs_coordinator_wait(coord, 3, -1, &st));
+    cr_assert_eq(st.live_workers, 2);
 }
