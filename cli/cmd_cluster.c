@@ -94,6 +94,9 @@ static void coordinator_help(FILE *f)
                "  --request-timeout MS       re-issue an unanswered request (default 5000)\n"
                "  --threads N                BLAS threads of the source device (default 1)\n"
                "  --spin-us US               the source device's, as for 'hotsplit worker'\n"
+               "  --no-mix                   throughput: never balance stages finer than a node\n"
+               "                             by running a share of requests on a neighbouring\n"
+               "                             plan (one cut moved by one node)\n"
                "  --verbose                  log membership changes and plans, and every 5 s\n"
                "                             answered/s and measured stage times\n%s", net_help);
 }
@@ -109,9 +112,8 @@ int cmd_coordinator(int argc, char **argv)
         {"profile", required_argument, 0, 'P'}, {"advertise", required_argument, 0, 'a'},
         {"swap-every", required_argument, 0, 'w'}, {"request-timeout", required_argument, 0, 't'},
         {"threads", required_argument, 0, 'T'}, {"verbose", no_argument, 0, 'v'},
-        {"spin-us", required_argument, 0, 'U'}, {"help", no_argument, 0, 'h'},
-        NET_OPTIONS,
-        {0, 0, 0, 0}};
+        {"spin-us", required_argument, 0, 'U'}, {"no-mix", no_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'}, NET_OPTIONS, {0, 0, 0, 0}};
     hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1};
     static const char *sets[MAX_SETS];
     long v;
@@ -119,7 +121,7 @@ int cmd_coordinator(int argc, char **argv)
     char *end;
     optind = 0; /* glibc: a full re-initialisation */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:U:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:U:xvh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.cluster_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -129,6 +131,7 @@ int cmd_coordinator(int argc, char **argv)
         case 'a': o.advertise_host = optarg; break;
         case 'b': o.constraints.battery_only = true; break;
         case 'v': o.verbose = true; break;
+        case 'x': o.no_mix = true; break;
         case 'O':
             if ((rc = cli_parse_objective("coordinator", optarg, &o.objective)) != EXIT_OK)
                 return rc;

@@ -49,6 +49,7 @@
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
 #define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
                                 the same better plan is found twice running */
+#define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
@@ -115,6 +116,13 @@ struct hs_coordinator {
     member members[HS_MAX_DEVICES];
     epoch_rec history[HISTORY];
     uint32_t last_epoch, current, pending;
+    /* Plan mixing (throughput): a share of new requests runs on a second committed plan, the
+     * current one with one cut moved by a node, to balance the stages finer than whole nodes
+     * (hs_plan_mix). mix_acc spreads that share evenly over admissions. */
+    uint32_t mix;
+    double mix_share, mix_acc;
+    bool pending_mix;        /* the pending plan is to be mixed in, not to replace current */
+    double pending_share;
     bool ready[HS_MAX_DEVICES];
     double pending_since, next_swap, next_probe, next_refine, loss_at;
     /* --verbose status: measured stage time per device since the last status line */
@@ -366,6 +374,8 @@ static void copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+static void prepare(hs_coordinator *c, const hs_plan *plan);
+
 static void propose(hs_coordinator *c, bool random)
 {
     hs_plan plan;
@@ -385,7 +395,15 @@ static void propose(hs_coordinator *c, bool random)
     }
     if (!random && unchanged)
         return;
+    c->pending_mix = false;
+    prepare(c, &plan);
+}
 
+/* Sends PREPARE for a new epoch of `plan` to its devices; it becomes pending. */
+static void prepare(hs_coordinator *c, const hs_plan *plan_in)
+{
+    hs_plan plan = *plan_in;
+    hs_error err = {0};
     uint32_t e = ++c->last_epoch;
     epoch_rec *rec = &c->history[e % HISTORY];
     memset(rec, 0, sizeof *rec);
@@ -432,9 +450,17 @@ static void propose(hs_coordinator *c, bool random)
 
 /* ---- dispatching requests ---------------------------------------------------------------- */
 
-static void dispatch(hs_coordinator *c, request *r, double now)
+/* Sends r into the current plan, or (a share of new requests) into the mixed-in one. */
+static void dispatch(hs_coordinator *c, request *r, bool fresh, double now)
 {
-    epoch_rec *rec = epoch_find(c, c->current);
+    epoch_rec *rec = epoch_find(c, c->current), *mixed = epoch_find(c, c->mix);
+    if (rec && mixed && fresh) {
+        c->mix_acc += c->mix_share;
+        if (c->mix_acc >= 1) {
+            c->mix_acc -= 1;
+            rec = mixed;
+        }
+    }
     if (!rec) {
         r->waiting = true;
         return;
@@ -490,7 +516,7 @@ static void dispatch_waiting(hs_coordinator *c, double now)
 {
     for (size_t i = 0; i < c->cap; i++)
         if (c->table[i].id && c->table[i].waiting)
-            dispatch(c, &c->table[i], now);
+            dispatch(c, &c->table[i], false, now);
 }
 
 /* The oldest epoch a request still in flight runs under: workers may free older plans. */
@@ -502,6 +528,8 @@ static uint32_t oldest_needed(const hs_coordinator *c)
             oldest = c->table[i].epoch;
     if (c->pending && c->pending < oldest)
         oldest = c->pending;
+    if (c->mix && c->mix < oldest)
+        oldest = c->mix;
     return oldest;
 }
 
@@ -541,8 +569,18 @@ static void status_clear(hs_coordinator *c)
 
 static void commit(hs_coordinator *c, double now)
 {
+    if (c->pending_mix) {
+        c->mix = c->pending;
+        c->mix_share = c->pending_share;
+        c->pending = 0;
+        logf_(c, "commit plan %u, mixed in for %.0f%% of new requests", c->mix,
+              100 * c->mix_share);
+        probe(c, now);
+        return;
+    }
     c->current = c->pending;
     c->pending = 0;
+    c->mix = 0; /* the mixed-in plan was a neighbour of the old one */
     c->stats.epoch = c->current;
     if (c->loss_at > 0) {
         c->stats.last_recovery_s = now - c->loss_at;
@@ -580,7 +618,7 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
     }
     epoch_rec *cur = epoch_find(c, c->current);
     if (cur && plan_uses(&cur->plan, d))
-        c->current = 0; /* nothing may be dispatched on it any more */
+        c->current = c->mix = 0; /* nothing may be dispatched on them any more */
     propose(c, false);
 }
 
@@ -771,7 +809,7 @@ static bool on_submit(hs_coordinator *c, const char *peer, hs_msg *m, double now
     r->admitted = now;
     r->input = k;
     c->stats.admitted++;
-    dispatch(c, r, now);
+    dispatch(c, r, true, now);
     return true;
 }
 
@@ -882,6 +920,49 @@ static void on_monitor(hs_coordinator *c, double now)
  * (a source that also runs this coordinator, say) gets a shorter stage. The margin, the
  * confirmation and the period keep noise from making the plan flap, while a steady imbalance
  * of a few percent (a pipeline's throughput lost outright) is still corrected. */
+/* The plan stays: for throughput, look at its neighbours (one cut moved by one node) and mix
+ * in the one whose mix lowers the predicted bottleneck most, by MIX_GAIN at least. The share
+ * follows the corrected costs at every check; a different neighbour takes a new epoch. */
+static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cur)
+{
+    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || !isfinite(cur->bottleneck_s))
+        return;
+    hs_plan q, best_q;
+    double best = cur->bottleneck_s * (1 - MIX_GAIN), best_share = 0;
+    for (int s = 1; s < cur->n_stages; s++)
+        for (int delta = -1; delta <= 1; delta += 2) {
+            int k = cur->stages[s].first + delta;
+            if (k <= cur->stages[s - 1].first || k >= cur->stages[s].last)
+                continue; /* both stages keep a node */
+            q = *cur;
+            q.stages[s - 1].last = q.stages[s].first = k;
+            double share;
+            if (hs_plan_evaluate(p, &c->o.constraints, &q, NULL) != HS_OK ||
+                !isfinite(hs_plan_score(p, &c->o.constraints, c->o.objective, &q)))
+                continue;
+            double mixed = hs_plan_mix(p, cur, &q, &share);
+            if (share > 0 && mixed < best)
+                best = mixed, best_q = q, best_share = share;
+        }
+    epoch_rec *mixed = epoch_find(c, c->mix);
+    if (best_share == 0) {
+        if (mixed)
+            logf_(c, "mixing in plan %u no longer helps", c->mix);
+        c->mix = 0;
+        return;
+    }
+    if (mixed && same_stages(&mixed->plan, &best_q)) {
+        c->mix_share = best_share;
+        return;
+    }
+    c->mix = 0;
+    c->pending_mix = true;
+    c->pending_share = best_share;
+    prepare(c, &best_q);
+    logf_(c, "predicted throughput %.4g/s -> %.4g/s with plan %u mixed in", 1 / cur->bottleneck_s,
+          1 / best, c->pending);
+}
+
 static void refine(hs_coordinator *c)
 {
     epoch_rec *cur = epoch_find(c, c->current);
@@ -904,6 +985,7 @@ static void refine(hs_coordinator *c)
     bool better = isfinite(was) ? will < was - REFINE_GAIN * fabs(was) : isfinite(will);
     if (same_stages(&now_plan, &best) || !better) {
         c->refine_seen = false;
+        refine_mix(c, &p, &now_plan);
         return;
     }
     if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {

@@ -275,6 +275,62 @@ static double objective_value(hs_objective o, const hs_plan *plan)
     return INFINITY;
 }
 
+/* The serial resources of an evaluated plan and their time per request: each stage's compute,
+ * each transfer's service on its link (without the link's latency, which does not occupy it),
+ * the delivery's. Returns how many. */
+static int resource_times(const hs_problem *p, const hs_plan *plan, double *t)
+{
+    const hs_cluster *c = p->cluster;
+    int n = 0;
+    for (int s = 0; s < plan->n_stages; s++) {
+        t[n++] = plan->stage_s[s];
+        if (s > 0) {
+            int u = plan->stages[s - 1].device, d = plan->stages[s].device;
+            t[n++] = service(c, u, d, plan->transfer_bytes[s]);
+        }
+    }
+    int last = plan->stages[plan->n_stages - 1].device;
+    t[n++] = last != c->sink ? service(c, last, c->sink, plan->delivery_bytes) : 0;
+    return n;
+}
+
+double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, double *share)
+{
+    *share = 0;
+    if (a->n_stages != b->n_stages || a->n_stages < 1)
+        return INFINITY;
+    for (int s = 0; s < a->n_stages; s++)
+        if (a->stages[s].device != b->stages[s].device)
+            return INFINITY;
+    double ta[2 * HS_MAX_DEVICES + 1], tb[2 * HS_MAX_DEVICES + 1];
+    int n = resource_times(p, a, ta);
+    resource_times(p, b, tb);
+    /* The mixed bottleneck max_r (1 - f) ta[r] + f tb[r] is convex and piecewise linear in f:
+     * its minimum is at f = 0, f = 1 or where two of the lines cross. */
+    double cand[1 + (2 * HS_MAX_DEVICES + 1) * HS_MAX_DEVICES * 2];
+    int n_cand = 0;
+    cand[n_cand++] = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            double denom = (tb[i] - ta[i]) - (tb[j] - ta[j]);
+            double f = denom != 0 ? (ta[j] - ta[i]) / denom : 0;
+            if (f > 0 && f < 1)
+                cand[n_cand++] = f;
+        }
+    double best = 0, best_f = 0;
+    for (int r = 0; r < n; r++)
+        best = fmax(best, ta[r]);
+    for (int k = 0; k < n_cand; k++) {
+        double m = 0;
+        for (int r = 0; r < n; r++)
+            m = fmax(m, (1 - cand[k]) * ta[r] + cand[k] * tb[r]);
+        if (m < best)
+            best = m, best_f = cand[k];
+    }
+    *share = best_f;
+    return best;
+}
+
 double hs_plan_score(const hs_problem *p, const hs_constraints *k, hs_objective o,
                      const hs_plan *plan)
 {

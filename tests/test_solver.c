@@ -1677,3 +1677,60 @@ Test(random, pareto)
             front_max);
     tally_end(t);
 }
+
+/* ---- plan mixing (hs_plan_mix) ------------------------------------------------------------ */
+
+static hs_plan evaluated(const inst *in, const hs_stage *stages, int n_stages)
+{
+    hs_plan p = { .n_stages = n_stages };
+    memcpy(p.stages, stages, (size_t)n_stages * sizeof *stages);
+    hs_constraints none = { 0 };
+    hs_error err = { 0 };
+    cr_assert_eq(hs_plan_evaluate(&in->p, &none, &p, &err), HS_OK, "%s", err.msg);
+    return p;
+}
+
+/*
+ * The hand instance with cam's first two nodes at 8 and 4 ms:
+ *   plan A (cam [0,1), edge [1,3)): cam 8 ms, link 4 ms (500 B), edge 10 ms, delivery 0.8 ms;
+ *   plan B (cam [0,2), edge [2,3)): cam 12 ms, link 2 ms (250 B), edge 6 ms, delivery 0.8 ms.
+ * A share f of B: cam 8 + 4f, edge 10 - 4f, equal at f = 1/4: 9 ms per request instead of
+ * A's 10 ms (the link, 4 - 2f, stays below).
+ */
+Test(mix, balances_two_neighbouring_plans)
+{
+    inst in;
+    hand_instance(&in);
+    in.node_time[0] = 0.008; /* cam, node 0 (flat: device * n + node) */
+    in.node_time[1] = 0.004; /* cam, node 1 */
+    inst_bind(&in);
+    static const hs_stage plan_b[] = { { 0, 0, 2 }, { 1, 2, 3 } };
+    hs_plan a = evaluated(&in, plan_a, 2), b = evaluated(&in, plan_b, 2);
+    assert_close(a.bottleneck_s, 0.010);
+    double share;
+    assert_close(hs_plan_mix(&in.p, &a, &b, &share), 0.009);
+    assert_close(share, 0.25);
+    /* The other way round: the same mix, from B's side. */
+    assert_close(hs_plan_mix(&in.p, &b, &a, &share), 0.009);
+    assert_close(share, 0.75);
+}
+
+/*
+ * The hand instance as it is: plan A is balanced (cam 10 ms, edge 10 ms), and mixing in the plan
+ * with an empty cam stage (edge 12 ms, link 8 ms for 1000 B) only loads edge more: share 0 and
+ * A's own bottleneck. A plan over another chain of devices cannot be mixed with A at all.
+ */
+Test(mix, refuses_what_does_not_help_or_differs)
+{
+    inst in;
+    hand_instance(&in);
+    static const hs_stage empty_cam[] = { { 0, 0, 0 }, { 1, 0, 3 } }, cam_only[] = { { 0, 0, 3 } };
+    hs_plan a = evaluated(&in, plan_a, 2), e = evaluated(&in, empty_cam, 2),
+            one = evaluated(&in, cam_only, 1);
+    double share = -1;
+    assert_close(hs_plan_mix(&in.p, &a, &e, &share), 0.010);
+    cr_assert_eq(share, 0);
+    share = -1;
+    cr_assert(isinf(hs_plan_mix(&in.p, &a, &one, &share)));
+    cr_assert_eq(share, 0);
+}

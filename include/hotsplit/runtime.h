@@ -57,6 +57,9 @@ typedef struct hs_coordinator_opts {
     int request_timeout_ms;      /* re-issue a request unanswered this long (default 5000) */
     int threads;                 /* BLAS threads of the embedded source worker (default 1) */
     int spin_us;                 /* the embedded source worker's, as hs_worker_opts.spin_us */
+    bool no_mix;                 /* throughput: never run a share of the requests on a second
+                                    plan (a neighbour of the current one) to balance stages
+                                    finer than a node (hs_plan_mix) */
     hs_net_opts net;
     bool verbose;                /* one line per membership change and plan on stderr, and
                                     every 5 s answered/s and measured stage times */

@@ -177,6 +177,15 @@ hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *c, hs_plan
 double hs_plan_score(const hs_problem *p, const hs_constraints *c, hs_objective o,
                      const hs_plan *plan);
 
+/* Plan mixing, for throughput: a cut can only move a whole node at a time, so the best plan
+ * may still leave its stages a node's time apart. Running a share of the requests on a second
+ * plan `b` (the rest on `a`) balances them finer: each serial resource (a stage's device, a
+ * link's transfer) is then busy for the mean of its two plans' times per request. Both plans
+ * must be evaluated (hs_plan_evaluate) and run the same chain of devices. Returns the mixed
+ * bottleneck (seconds per request) at the share of `b` in [0, 1] that minimises it (*share;
+ * 0 when mixing does not help), or INFINITY when the plans' chains differ. */
+double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, double *share);
+
 /* Finds a plan minimising hs_plan_score(). Ties, for every objective: among the plans of optimal
  * score, one with the lowest latency_s (the single-request latency, also for load-latency) is
  * returned; scores that differ only by rounding (about 1e-12 relative) may count as ties or
