@@ -17,6 +17,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -194,12 +195,17 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+static atomic_bool served_out; /* the embedded coordinator's run() has returned */
+
 static void *serve(void *co)
 {
     if (hs_coordinator_run(co, &serve_err) != HS_OK)
         fprintf(stderr, "load: the embedded coordinator stopped: %s\n", serve_err.msg);
+    atomic_store(&served_out, true);
     return NULL;
 }
+
+static void stop_source(hs_coordinator *co, pthread_t thread);
 
 /* --cluster: starts the coordinator on a thread of this process and waits up to --wait for
  * every device of the cluster to register and a plan that uses them to commit. */
@@ -229,10 +235,16 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
     fprintf(stderr, "load: coordinator embedded, listening on %s; waiting for %d devices\n",
             o->listen, cluster.n_devices);
     /* In slices, so that a signal is noticed while waiting. */
-    hs_coordinator_stats st;
+    hs_coordinator_stats st = {0};
     bool ready = false;
-    for (double deadline = now_s() + o->wait; !ready && !interrupted && now_s() < deadline;)
+    for (double deadline = now_s() + o->wait;
+         !ready && !interrupted && !atomic_load(&served_out) && now_s() < deadline;)
         ready = hs_coordinator_wait(*co, cluster.n_devices, 100, &st);
+    if (atomic_load(&served_out)) { /* serve() said why */
+        stop_source(*co, *thread);
+        *co = NULL;
+        return EXIT_RUNTIME;
+    }
     if (!ready && !interrupted)
         fprintf(stderr, "load: %d of %d devices registered after %g s; starting anyway\n",
                 st.live_workers, cluster.n_devices, o->wait);

@@ -50,6 +50,7 @@
 #define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
                                 the same better plan is found twice running */
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
+#define MIX_BACKOFF_S 10.0   /* no mixing this long after a neighbour failed to prepare */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
@@ -118,10 +119,15 @@ struct hs_coordinator {
     uint32_t last_epoch, current, pending;
     /* Plan mixing (throughput): a share of new requests runs on a second committed plan, the
      * current one with one cut moved by a node, to balance the stages finer than whole nodes
-     * (hs_plan_mix). mix_acc spreads that share evenly over admissions. */
+     * (hs_plan_mix). Each neighbour of the current plan (boundary s, moved left or right:
+     * index 2 (s - 1) + right) is prepared once, as its own epoch, and kept while the current
+     * plan stays: measurements that swing between neighbours then only change which one is
+     * mixed in and its share, never create epochs. mix_acc spreads the share evenly. */
     uint32_t mix;
-    double mix_share, mix_acc;
-    bool pending_mix;        /* the pending plan is to be mixed in, not to replace current */
+    uint32_t neighbour[2 * HS_MAX_DEVICES];
+    double mix_share, mix_acc, mix_backoff_until;
+    bool pending_mix;        /* the pending plan is a neighbour, not to replace current */
+    int pending_neighbour;
     double pending_share;
     bool ready[HS_MAX_DEVICES];
     double pending_since, next_swap, next_probe, next_refine, loss_at;
@@ -570,9 +576,10 @@ static void status_clear(hs_coordinator *c)
 static void commit(hs_coordinator *c, double now)
 {
     if (c->pending_mix) {
-        c->mix = c->pending;
+        c->mix = c->neighbour[c->pending_neighbour] = c->pending;
         c->mix_share = c->pending_share;
         c->pending = 0;
+        c->pending_mix = false;
         logf_(c, "commit plan %u, mixed in for %.0f%% of new requests", c->mix,
               100 * c->mix_share);
         probe(c, now);
@@ -580,7 +587,8 @@ static void commit(hs_coordinator *c, double now)
     }
     c->current = c->pending;
     c->pending = 0;
-    c->mix = 0; /* the mixed-in plan was a neighbour of the old one */
+    c->mix = 0; /* the neighbours were the old plan's */
+    memset(c->neighbour, 0, sizeof c->neighbour);
     c->stats.epoch = c->current;
     if (c->loss_at > 0) {
         c->stats.last_recovery_s = now - c->loss_at;
@@ -606,7 +614,7 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
     logf_(c, "worker %s left (%s)", c->cluster.devices[d].name, why);
     epoch_rec *pend = epoch_find(c, c->pending);
     if (pend && plan_uses(&pend->plan, d))
-        c->pending = 0;
+        c->pending = 0, c->pending_mix = false;
     /* Every request on a plan that used d may be stuck there: run it again. */
     for (size_t i = 0; i < c->cap; i++) {
         request *r = &c->table[i];
@@ -617,8 +625,10 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
         }
     }
     epoch_rec *cur = epoch_find(c, c->current);
-    if (cur && plan_uses(&cur->plan, d))
+    if (cur && plan_uses(&cur->plan, d)) {
         c->current = c->mix = 0; /* nothing may be dispatched on them any more */
+        memset(c->neighbour, 0, sizeof c->neighbour);
+    }
     propose(c, false);
 }
 
@@ -712,6 +722,15 @@ static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
     if (m->epoch != c->pending)
         return; /* a plan that was since replaced */
     epoch_rec *rec = epoch_find(c, c->pending);
+    if (m->status < 0 && c->pending_mix) {
+        /* The device serves the current plan; it only cannot hold a neighbour next to it. */
+        logf_(c, "worker %s cannot prepare plan %u (to mix in): %s; no mixing for %.0f s",
+              c->cluster.devices[d].name, m->epoch, m->reason, MIX_BACKOFF_S);
+        c->pending = 0;
+        c->pending_mix = false;
+        c->mix_backoff_until = now + MIX_BACKOFF_S;
+        return;
+    }
     if (m->status < 0) {
         logf_(c, "worker %s cannot prepare plan %u: %s", c->cluster.devices[d].name, m->epoch,
               m->reason);
@@ -921,17 +940,20 @@ static void on_monitor(hs_coordinator *c, double now)
  * confirmation and the period keep noise from making the plan flap, while a steady imbalance
  * of a few percent (a pipeline's throughput lost outright) is still corrected. */
 /* The plan stays: for throughput, look at its neighbours (one cut moved by one node) and mix
- * in the one whose mix lowers the predicted bottleneck most, by MIX_GAIN at least. The share
- * follows the corrected costs at every check; a different neighbour takes a new epoch. */
-static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cur)
+ * in the one whose mix lowers the predicted bottleneck most, by MIX_GAIN at least, with the
+ * share hs_plan_mix finds under the corrected costs. A neighbour is prepared (a new epoch) the
+ * first time it is chosen; after that, choosing it only sets the mix. */
+static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cur, double now)
 {
-    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || !isfinite(cur->bottleneck_s))
+    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || !isfinite(cur->bottleneck_s) ||
+        now < c->mix_backoff_until)
         return;
     hs_plan q, best_q;
     double best = cur->bottleneck_s * (1 - MIX_GAIN), best_share = 0;
+    int best_i = -1;
     for (int s = 1; s < cur->n_stages; s++)
-        for (int delta = -1; delta <= 1; delta += 2) {
-            int k = cur->stages[s].first + delta;
+        for (int right = 0; right < 2; right++) {
+            int k = cur->stages[s].first + (right ? 1 : -1);
             if (k <= cur->stages[s - 1].first || k >= cur->stages[s].last)
                 continue; /* both stages keep a node */
             q = *cur;
@@ -942,21 +964,26 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
                 continue;
             double mixed = hs_plan_mix(p, cur, &q, &share);
             if (share > 0 && mixed < best)
-                best = mixed, best_q = q, best_share = share;
+                best = mixed, best_q = q, best_share = share, best_i = 2 * (s - 1) + right;
         }
-    epoch_rec *mixed = epoch_find(c, c->mix);
-    if (best_share == 0) {
-        if (mixed)
+    if (best_i < 0) {
+        if (c->mix)
             logf_(c, "mixing in plan %u no longer helps", c->mix);
         c->mix = 0;
         return;
     }
-    if (mixed && same_stages(&mixed->plan, &best_q)) {
+    epoch_rec *rec = epoch_find(c, c->neighbour[best_i]);
+    if (rec && same_stages(&rec->plan, &best_q)) {
+        if (c->mix != rec->epoch)
+            logf_(c, "predicted throughput %.4g/s -> %.4g/s with plan %u mixed in for %.0f%% "
+                  "of new requests", 1 / cur->bottleneck_s, 1 / best, rec->epoch,
+                  100 * best_share);
+        c->mix = rec->epoch;
         c->mix_share = best_share;
         return;
     }
-    c->mix = 0;
     c->pending_mix = true;
+    c->pending_neighbour = best_i;
     c->pending_share = best_share;
     prepare(c, &best_q);
     logf_(c, "predicted throughput %.4g/s -> %.4g/s with plan %u mixed in", 1 / cur->bottleneck_s,
@@ -985,7 +1012,7 @@ static void refine(hs_coordinator *c)
     bool better = isfinite(was) ? will < was - REFINE_GAIN * fabs(was) : isfinite(will);
     if (same_stages(&now_plan, &best) || !better) {
         c->refine_seen = false;
-        refine_mix(c, &p, &now_plan);
+        refine_mix(c, &p, &now_plan, hs__now());
         return;
     }
     if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {
@@ -1008,7 +1035,13 @@ static void on_timers(hs_coordinator *c, double now)
         probe(c, now);
     if (c->o.verbose && now >= c->next_status)
         log_status(c, now);
-    if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
+    if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S && c->pending_mix) {
+        logf_(c, "plan %u (to mix in) was not ready in %.0f s; no mixing for %.0f s",
+              c->pending, PREPARE_TIMEOUT_S, MIX_BACKOFF_S);
+        c->pending = 0;
+        c->pending_mix = false;
+        c->mix_backoff_until = now + MIX_BACKOFF_S;
+    } else if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
         logf_(c, "plan %u was not ready in %.0f s; choosing again", c->pending,
               PREPARE_TIMEOUT_S);
         c->pending = 0;
@@ -1043,7 +1076,8 @@ static void on_timers(hs_coordinator *c, double now)
         }
         any_waiting |= r->waiting;
     }
-    if (any_waiting && c->current && !c->pending)
+    /* (A neighbour being prepared changes nothing for the current plan.) */
+    if (any_waiting && c->current && (!c->pending || c->pending_mix))
         dispatch_waiting(c, now);
 }
 
@@ -1161,7 +1195,11 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
     c->o = *o;
     c->rng = 12345;
     pthread_mutex_init(&c->shared_lock, NULL);
-    pthread_cond_init(&c->shared_changed, NULL);
+    pthread_condattr_t attr; /* hs_coordinator_wait's timeout on the monotonic clock */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->shared_changed, &attr);
+    pthread_condattr_destroy(&attr);
     c->in = calloc(1, sizeof *c->in);
     c->out = calloc(1, sizeof *c->out);
     hs_status st = c->in && c->out && req_grow(c) == HS_OK
@@ -1222,6 +1260,9 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
                               {c->sink, 0, ZMQ_POLLIN, 0},
                               {c->monitor, 0, ZMQ_POLLIN, 0}};
     double now = hs__now();
+    pthread_mutex_lock(&c->shared_lock);
+    c->run_over = false;
+    pthread_mutex_unlock(&c->shared_lock);
     c->next_probe = now + PROBE_EVERY_S;
     c->next_swap = now;
     c->next_refine = now + REFINE_EVERY_S;
@@ -1267,7 +1308,7 @@ bool hs_coordinator_wait(hs_coordinator *c, int workers, int timeout_ms,
                          hs_coordinator_stats *out)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_cond_timedwait's clock */
+    clock_gettime(CLOCK_MONOTONIC, &deadline); /* shared_changed's clock */
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L)

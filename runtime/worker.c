@@ -57,6 +57,7 @@ struct hs_worker {
     void *control, *data;
     hs__pushers pushers;
     epoch_slot epochs[MAX_EPOCHS];
+    uint32_t committed;      /* the coordinator's current plan, as its last COMMIT said */
     shared_exec execs[MAX_EXECS];
     hs_msg *in, *out;
     hs__badlog bad;
@@ -126,10 +127,11 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     for (int i = 0; i < MAX_EPOCHS && !slot; i++)
         if (!w->epochs[i].used)
             slot = &w->epochs[i];
-    if (!slot) { /* full: the coordinator has not retired old plans; drop the oldest */
-        slot = &w->epochs[0];
-        for (int i = 1; i < MAX_EPOCHS; i++)
-            if (w->epochs[i].epoch < slot->epoch)
+    if (!slot) { /* full: the coordinator has not retired old plans; drop the oldest, but
+                  * never the committed one, on which new requests arrive */
+        for (int i = 0; i < MAX_EPOCHS; i++)
+            if (w->epochs[i].epoch != w->committed &&
+                (!slot || w->epochs[i].epoch < slot->epoch))
                 slot = &w->epochs[i];
         slot_clear(slot);
     }
@@ -332,6 +334,7 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
         return true;
     }
     case HS_MSG_COMMIT:
+        w->committed = m->epoch;
         retire(w, m->retire_below);
         return true;
     case HS_MSG_BYE:

@@ -80,9 +80,11 @@ void hs_coordinator_free(hs_coordinator *c);
 typedef struct hs_coordinator_stats {
     uint64_t admitted, answered, reissued, duplicates, failed, bad_messages;
     uint32_t epoch;              /* current committed plan */
-    int live_workers;            /* registered devices, the source's own worker included */
+    int live_workers;            /* registered devices, the source's own worker included (also
+                                    one that failed to prepare a plan and is left out of them) */
     bool settled;                /* the committed plan was chosen knowing every live worker:
-                                    none joined or left since, no new plan is pending */
+                                    none joined or left since, and no plan is being prepared
+                                    (a neighbour to mix in included) */
     double last_recovery_s;      /* worker loss detected -> new plan committed */
 } hs_coordinator_stats;
 /* A snapshot as of the coordinator loop's last turn; safe from any thread while run() serves. */
@@ -90,7 +92,8 @@ void hs_coordinator_get_stats(hs_coordinator *c, hs_coordinator_stats *out);
 /* Waits up to timeout_ms (-1: forever) until at least `workers` devices are registered and the
  * coordinator has settled on a plan chosen with them (stats.settled), or until run() returns.
  * Returns whether that state was reached; *out (if not NULL) gets the last snapshot. For an
- * application that must not start before its devices have joined. */
+ * application that must not start before its devices have joined. No thread may still be
+ * waiting when hs_coordinator_free() is called. */
 bool hs_coordinator_wait(hs_coordinator *c, int workers, int timeout_ms,
                          hs_coordinator_stats *out);
 
