@@ -465,6 +465,7 @@ static void dispatch(hs_coordinator *c, request *r, bool fresh, double now)
         if (c->mix_acc >= 1) {
             c->mix_acc -= 1;
             rec = mixed;
+            c->stats.mixed++;
         }
     }
     if (!rec) {
@@ -1236,6 +1237,8 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
 static void publish(hs_coordinator *c, bool run_over)
 {
     c->stats.settled = c->current && !c->pending && !c->replan_wanted;
+    c->stats.mix_epoch = c->mix;
+    c->stats.mix_share = c->mix ? c->mix_share : 0;
     /* Only this thread writes shared, so reading it here needs no lock. Both copies start
      * zeroed (calloc) and are only ever assigned, so their padding compares equal. */
     if (!run_over && memcmp(&c->stats, &c->shared, sizeof c->stats) == 0)

@@ -86,6 +86,9 @@ typedef struct hs_coordinator_stats {
                                     none joined or left since, and no plan is being prepared
                                     (a neighbour to mix in included) */
     double last_recovery_s;      /* worker loss detected -> new plan committed */
+    uint32_t mix_epoch;          /* plan mixing: the neighbouring plan mixed in now (0: none) */
+    double mix_share;            /* ... and the share of new requests it takes */
+    uint64_t mixed;              /* requests admitted to a mixed-in plan so far */
 } hs_coordinator_stats;
 /* A snapshot as of the coordinator loop's last turn; safe from any thread while run() serves. */
 void hs_coordinator_get_stats(hs_coordinator *c, hs_coordinator_stats *out);
