@@ -7,17 +7,15 @@
  * the coordinator can wait until its devices have joined (hs_coordinator_wait).
  */
 #define _DEFAULT_SOURCE /* usleep */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "hotsplit/runtime.h"
+#include "in_process.h"
 #include "onnx_build.h"
 
 #define N 64
@@ -30,25 +28,6 @@ static hs_client *inproc_client; /* freed before the coordinator, also when a te
 static int n_devices = 1;         /* in the cluster file create() writes */
 static hs_worker *worker;         /* device dev1's, when a test starts one */
 static pthread_t worker_thread;
-
-/* A loopback port nothing listens on now: bind port 0, read what the kernel gave, close. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void *serve(void *arg)
-{
-    hs_error err;
-    hs_coordinator_run(arg, &err);
-    return NULL;
-}
 
 /* y = Relu(x) + 1 over 1x64 floats, and a cluster of n_devices devices (dev0, the source, and
  * dev1); a coordinator for them, not yet serving. */
@@ -83,7 +62,7 @@ static void create(void)
 
 static void serve_in_background(void)
 {
-    cr_assert_eq(pthread_create(&coord_thread, NULL, serve, coord), 0);
+    cr_assert_eq(pthread_create(&coord_thread, NULL, run_coordinator, coord), 0);
 }
 
 static void start(void)
@@ -229,13 +208,6 @@ Test(in_process, inputs_reach_the_coordinator_without_a_copy)
     hs_client_free(c);
     inproc_client = NULL;
     cr_assert_eq(atomic_load(&released), 1, "release ran twice");
-}
-
-static void *run_worker(void *arg)
-{
-    hs_error err;
-    hs_worker_run(arg, &err);
-    return NULL;
 }
 
 Test(waiting, until_every_device_has_joined_and_a_plan_is_chosen_with_it)

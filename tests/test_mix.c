@@ -7,17 +7,15 @@
  * request, whichever plan ran it. With hs_coordinator_opts.no_mix (`--no-mix`) nothing mixes.
  */
 #define _DEFAULT_SOURCE
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hotsplit/runtime.h"
+#include "in_process.h"
 #include "onnx_build.h"
 
 #define K 384        /* x is 1 x K; each node multiplies by a K x K matrix */
@@ -38,31 +36,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void *run_coordinator(void *arg)
-{
-    hs_error err;
-    hs_coordinator_run(arg, &err);
-    return NULL;
-}
-
-static void *run_worker(void *arg)
-{
-    hs_error err;
-    hs_worker_run(arg, &err);
-    return NULL;
 }
 
 /* y = ((x W1) W2) W3, three MatMul nodes of equal cost; the expected outputs of the inputs
