@@ -718,6 +718,15 @@ static void on_model_request(hs_coordinator *c, const char *peer, const hs_msg *
         logf_(c, "cannot send the model to %s: %s", peer, err.msg);
 }
 
+/* A neighbour to mix in failed to prepare: drop it, and mix nothing for MIX_BACKOFF_S. */
+static void give_up_mix(hs_coordinator *c, const char *why, double now)
+{
+    logf_(c, "plan %u (to mix in) %s; no mixing for %.0f s", c->pending, why, MIX_BACKOFF_S);
+    c->pending = 0;
+    c->pending_mix = false;
+    c->mix_backoff_until = now + MIX_BACKOFF_S;
+}
+
 static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
 {
     if (m->epoch != c->pending)
@@ -725,11 +734,10 @@ static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
     epoch_rec *rec = epoch_find(c, c->pending);
     if (m->status < 0 && c->pending_mix) {
         /* The device serves the current plan; it only cannot hold a neighbour next to it. */
-        logf_(c, "worker %s cannot prepare plan %u (to mix in): %s; no mixing for %.0f s",
-              c->cluster.devices[d].name, m->epoch, m->reason, MIX_BACKOFF_S);
-        c->pending = 0;
-        c->pending_mix = false;
-        c->mix_backoff_until = now + MIX_BACKOFF_S;
+        char why[HS_WIRE_REASON_MAX + 64];
+        snprintf(why, sizeof why, "cannot be prepared by %s: %s", c->cluster.devices[d].name,
+                 m->reason);
+        give_up_mix(c, why, now);
         return;
     }
     if (m->status < 0) {
@@ -991,7 +999,7 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
           1 / best, c->pending);
 }
 
-static void refine(hs_coordinator *c)
+static void refine(hs_coordinator *c, double now)
 {
     epoch_rec *cur = epoch_find(c, c->current);
     hs_cluster live;
@@ -1013,7 +1021,7 @@ static void refine(hs_coordinator *c)
     bool better = isfinite(was) ? will < was - REFINE_GAIN * fabs(was) : isfinite(will);
     if (same_stages(&now_plan, &best) || !better) {
         c->refine_seen = false;
-        refine_mix(c, &p, &now_plan, hs__now());
+        refine_mix(c, &p, &now_plan, now);
         return;
     }
     if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {
@@ -1036,17 +1044,15 @@ static void on_timers(hs_coordinator *c, double now)
         probe(c, now);
     if (c->o.verbose && now >= c->next_status)
         log_status(c, now);
-    if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S && c->pending_mix) {
-        logf_(c, "plan %u (to mix in) was not ready in %.0f s; no mixing for %.0f s",
-              c->pending, PREPARE_TIMEOUT_S, MIX_BACKOFF_S);
-        c->pending = 0;
-        c->pending_mix = false;
-        c->mix_backoff_until = now + MIX_BACKOFF_S;
-    } else if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
-        logf_(c, "plan %u was not ready in %.0f s; choosing again", c->pending,
-              PREPARE_TIMEOUT_S);
-        c->pending = 0;
-        c->replan_wanted = true;
+    if (c->pending && now - c->pending_since > PREPARE_TIMEOUT_S) {
+        if (c->pending_mix) {
+            give_up_mix(c, "was not ready in time", now);
+        } else {
+            logf_(c, "plan %u was not ready in %.0f s; choosing again", c->pending,
+                  PREPARE_TIMEOUT_S);
+            c->pending = 0;
+            c->replan_wanted = true;
+        }
     }
     if (c->o.swap_every_ms > 0 && !c->pending && now >= c->next_swap && c->current) {
         c->next_swap = now + c->o.swap_every_ms / 1e3;
@@ -1056,7 +1062,7 @@ static void on_timers(hs_coordinator *c, double now)
     } else if (!c->o.swap_every_ms && !c->pinned && c->current && !c->pending &&
                now >= c->next_refine) {
         c->next_refine = now + REFINE_EVERY_S;
-        refine(c);
+        refine(c, now);
     }
     double timeout = (c->o.request_timeout_ms > 0 ? c->o.request_timeout_ms : 5000) / 1e3;
     bool any_waiting = false;
