@@ -10,6 +10,13 @@
  *   client over TCP (--one-at, --two-at): both set-ups are `hotsplit coordinator` processes
  *       (and the worker) the caller started; this process is their load generator, unpinned,
  *       and sends every input over loopback TCP.
+ *       --pair-at adds the machine's own ceiling for two processes: a second 1-device
+ *       coordinator (the caller pins it to CPU 1, the "1 worker" one being on CPU 0), and a
+ *       third set-up each round, both 1-device coordinators loaded at once, each with
+ *       --concurrency requests in flight. Their summed rate over the "1 worker" rate alone is
+ *       what two cores give two copies of the whole model in two processes ("machine"), the
+ *       most any split can reach here; the pipeline's rate over that sum is what the split
+ *       and the runtime keep of it ("kept").
  *
  * Rounds alternate between the set-ups (the idle one costs nothing): each keeps --concurrency
  * requests in flight for --seconds after a short warm-up, and takes the rate of the answers
@@ -21,13 +28,14 @@
  *
  * usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
  *                       [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT
- *                       --two-at ENDPOINT) [--rounds N] [--seconds S] [--concurrency N]
- *                       [--csv FILE]
+ *                       --two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N] [--seconds S]
+ *                       [--concurrency N] [--csv FILE]
  * --spin-us is the embedded coordinators' (their source workers'), as for `hotsplit
  * coordinator`.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -131,11 +139,42 @@ static double run_round(setup *s, const checker *ck, int concurrency, double sec
     return bad || in_window < 2 ? -1 : (double)(in_window - 1) / (last - first);
 }
 
+/* run_round's arguments and result, for a thread. */
+typedef struct round_job {
+    setup *s;
+    const checker *ck;
+    int concurrency;
+    double seconds, rate;
+} round_job;
+
+static void *round_thread(void *arg)
+{
+    round_job *j = arg;
+    j->rate = run_round(j->s, j->ck, j->concurrency, j->seconds);
+    return NULL;
+}
+
+/* Both 1-device set-ups loaded at once, one from a second thread; their summed rate, or a
+ * negative value when either round failed. */
+static double run_pair(setup *a, setup *b, const checker *ck, int concurrency, double seconds)
+{
+    round_job jb = {.s = b, .ck = ck, .concurrency = concurrency, .seconds = seconds};
+    pthread_t t;
+    if (pthread_create(&t, NULL, round_thread, &jb) != 0) {
+        fprintf(stderr, "bench_pipeline: cannot start a thread\n");
+        return -1;
+    }
+    double ra = run_round(a, ck, concurrency, seconds);
+    pthread_join(t, NULL);
+    return ra < 0 || jb.rate < 0 ? -1 : ra + jb.rate;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml "
             "--listen ENDPOINT [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT "
-            "--two-at ENDPOINT) [--rounds N] [--seconds S] [--concurrency N] [--csv FILE]\n");
+            "--two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N] [--seconds S] "
+            "[--concurrency N] [--csv FILE]\n");
     return 2;
 }
 
@@ -200,18 +239,27 @@ static bool wait_for_worker(setup *two, const char *listen)
     return false;
 }
 
-/* Warms both set-ups up, then runs the alternating rounds; prints each, the median rates and
- * the median ratio with its confidence interval; writes csv if given. Returns the exit
- * status. */
-static int measure(setup sets[2], const checker *ck, int rounds, double seconds,
+/* Prints "NAME M lo LO hi HI": the median of v[0..n) and its bootstrap 95% interval. */
+static void print_median(const char *name, double *v, int n)
+{
+    double lo, hi;
+    median_ci(v, n, &lo, &hi);
+    printf("%s %.3f lo %.3f hi %.3f\n", name, median(v, n), lo, hi);
+}
+
+/* Warms the set-ups up (sets[2], the second 1-device one, only when pair), then runs the
+ * alternating rounds; prints each, the median rates and the median ratios with their
+ * confidence intervals; writes csv if given. Returns the exit status. */
+static int measure(setup sets[3], bool pair, const checker *ck, int rounds, double seconds,
                    int concurrency, const char *csv)
 {
-    printf("%d rounds of %g s per set-up, %d in flight, %s\n", rounds, seconds, concurrency,
+    printf("%d rounds of %g s per set-up, %d in flight, %s%s\n", rounds, seconds, concurrency,
            sets[0].co ? "source embedded (in-process client, no copy)"
-                      : "client over TCP (this process)");
+                      : "client over TCP (this process)",
+           pair ? ", with two 1-device set-ups at once" : "");
     fflush(stdout);
     /* Warm-up: lets the 2-device plan settle on measured stage times. */
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < (pair ? 3 : 2); i++)
         if (run_round(&sets[i], ck, concurrency, 2) < 0)
             return 1;
     FILE *out = csv ? fopen(csv, "w") : NULL;
@@ -220,31 +268,49 @@ static int measure(setup sets[2], const checker *ck, int rounds, double seconds,
         return 1;
     }
     if (out)
-        fprintf(out, "round,one_worker_rps,two_stage_rps,ratio\n");
-    double *v = malloc((size_t)rounds * 3 * sizeof *v);
-    double *ratio = v, *ones = v + rounds, *twos = v + 2 * rounds;
-    int rc = v ? 0 : 1;
+        fprintf(out, "round,one_worker_rps,two_stage_rps,ratio,pair_rps,machine,kept\n");
+    double *v = malloc((size_t)rounds * 6 * sizeof *v);
+    if (!v) {
+        if (out)
+            fclose(out);
+        fprintf(stderr, "bench_pipeline: out of memory\n");
+        return 1;
+    }
+    double *ones = v, *twos = v + rounds, *pairs = v + 2 * rounds, *ratio = v + 3 * rounds,
+           *machine = v + 4 * rounds, *kept = v + 5 * rounds;
+    int rc = 0;
     for (int r = 0; r < rounds && rc == 0; r++) {
         ones[r] = run_round(&sets[0], ck, concurrency, seconds);
         twos[r] = ones[r] < 0 ? -1 : run_round(&sets[1], ck, concurrency, seconds);
-        if (twos[r] < 0) {
+        pairs[r] = !pair ? NAN
+                   : twos[r] < 0 ? -1 : run_pair(&sets[0], &sets[2], ck, concurrency, seconds);
+        if (twos[r] < 0 || pairs[r] < 0) {
             rc = 1;
             break;
         }
         ratio[r] = twos[r] / ones[r];
-        printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f\n", r + 1, rounds,
+        machine[r] = pairs[r] / ones[r];
+        kept[r] = twos[r] / pairs[r];
+        printf("round %d/%d: 1 worker %.2f/s, 2 workers %.2f/s, ratio %.3f", r + 1, rounds,
                ones[r], twos[r], ratio[r]);
+        if (pair)
+            printf("; two 1-device at once %.2f/s, machine %.3f, kept %.3f", pairs[r],
+                   machine[r], kept[r]);
+        printf("\n");
         fflush(stdout);
         if (out)
-            fprintf(out, "%d,%.3f,%.3f,%.4f\n", r + 1, ones[r], twos[r], ratio[r]);
+            fprintf(out, "%d,%.3f,%.3f,%.4f,%.3f,%.4f,%.4f\n", r + 1, ones[r], twos[r],
+                    ratio[r], pairs[r], machine[r], kept[r]);
     }
     if (out)
         fclose(out);
     if (rc == 0) {
-        double lo, hi;
-        median_ci(ratio, rounds, &lo, &hi);
         printf("rates %.3f %.3f\n", median(ones, rounds), median(twos, rounds));
-        printf("ratio %.3f lo %.3f hi %.3f\n", median(ratio, rounds), lo, hi);
+        print_median("ratio", ratio, rounds);
+        if (pair) {
+            print_median("machine", machine, rounds);
+            print_median("kept", kept, rounds);
+        }
     }
     free(v);
     return rc;
@@ -253,7 +319,7 @@ static int measure(setup sets[2], const checker *ck, int rounds, double seconds,
 int main(int argc, char **argv)
 {
     const char *one_cluster = NULL, *two_cluster = NULL, *listen = NULL, *profile = NULL,
-               *csv = NULL, *one_at = NULL, *two_at = NULL;
+               *csv = NULL, *one_at = NULL, *two_at = NULL, *pair_at = NULL;
     int rounds = 5, concurrency = 4, spin_us = 0;
     double seconds = 4;
     bool verbose = false;
@@ -264,6 +330,7 @@ int main(int argc, char **argv)
         {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"concurrency", required_argument, NULL, 'c'}, {"csv", required_argument, NULL, 'o'},
         {"verbose", no_argument, NULL, 'v'},       {"spin-us", required_argument, NULL, 'u'},
+        {"pair-at", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", long_opts, NULL)) != -1;) {
         switch (ch) {
@@ -273,6 +340,7 @@ int main(int argc, char **argv)
         case 'p': profile = optarg; break;
         case 'a': one_at = optarg; break;
         case 'b': two_at = optarg; break;
+        case 'P': pair_at = optarg; break;
         case 'o': csv = optarg; break;
         case 'r': rounds = atoi(optarg); break;
         case 's': seconds = atof(optarg); break;
@@ -282,7 +350,7 @@ int main(int argc, char **argv)
         default: return usage();
         }
     }
-    bool embedded = one_cluster && two_cluster && listen && !one_at && !two_at;
+    bool embedded = one_cluster && two_cluster && listen && !one_at && !two_at && !pair_at;
     bool over_tcp = one_at && two_at && !one_cluster && !two_cluster && !listen && !profile &&
                     !spin_us && !verbose;
     if (argc - optind != 1 || !(embedded || over_tcp) || rounds < 1 || !(seconds > 0) ||
@@ -291,13 +359,14 @@ int main(int argc, char **argv)
     const char *model = argv[optind];
 
     hs_set_threads(1);
-    setup sets[2] = {{.name = "1 worker", .endpoint = one_at},
-                     {.name = "2 workers", .endpoint = two_at}};
+    setup sets[3] = {{.name = "1 worker", .endpoint = one_at},
+                     {.name = "2 workers", .endpoint = two_at},
+                     {.name = "second 1 worker", .endpoint = pair_at}};
     checker ck = {0};
     int rc = 1;
     if (over_tcp) {
         if (make_checker(model, &ck) == 0)
-            rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
+            rc = measure(sets, pair_at != NULL, &ck, rounds, seconds, concurrency, csv);
         free_checker(&ck);
         return rc;
     }
@@ -332,7 +401,7 @@ int main(int argc, char **argv)
         started++;
     }
     if (started == 2 && wait_for_worker(&sets[1], listen))
-        rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
+        rc = measure(sets, false, &ck, rounds, seconds, concurrency, csv);
     /* Also on failure: a coordinator that is freed sends its worker a BYE, so the worker the
      * caller started does not outlive this process. */
     for (int i = 0; i < started; i++) {

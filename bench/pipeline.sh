@@ -12,7 +12,11 @@
 #   client over TCP: the set-ups are `hotsplit coordinator` processes, the coordinators
 #       (device 0) pinned to CPU 0 and the worker (device 1) to CPU 1, as two devices would be
 #       (unpinned, the scheduler sometimes stacks both stages on one core); bench_pipeline is
-#       the load generator, unpinned, sending every input over loopback TCP;
+#       the load generator, unpinned, sending every input over loopback TCP. A second 1-device
+#       coordinator on CPU 1 gives each round a third set-up, both 1-device coordinators
+#       loaded at once: their summed rate over one alone ("machine") is what two cores give
+#       two processes of the whole model, the ceiling of any split here, and the pipeline's
+#       rate over that sum ("kept") is what the split and the runtime keep of it;
 #   source embedded, as a camera application runs it: bench_pipeline hosts both coordinators
 #       on CPU 0 and hands them its inputs in memory, without a copy (hs_coordinator_client);
 #       the worker process is on CPU 1.
@@ -70,8 +74,8 @@ start_cluster() {
 
 # pipeline_rounds WAY NAME MODEL ARGS...: bench_pipeline's rounds (shown as they come, appended
 # to pipeline_rounds.csv under WAY) with ARGS choosing the way; sets RATIO, LO, HI (the median
-# ratio and its 95% interval), ONE and TWO (median rates), all "nan" when the run failed (its
-# log's last lines are shown).
+# ratio and its 95% interval), ONE and TWO (median rates), MACHINE and KEPT (median and
+# interval, with --pair-at), all "nan" when the run failed (its log's last lines are shown).
 pipeline_rounds() {
   local way=$1 name=$2 model=$3 log=$tmp/$1.$2.log
   shift 3
@@ -81,10 +85,12 @@ pipeline_rounds() {
   pids+=($bench_pid)
   tail -f --pid=$bench_pid "$tmp/rounds.out" | { grep --line-buffered "^round" || true; } |
     sed -u 's/^/  /' >&2
-  RATIO=nan LO=nan HI=nan ONE=nan TWO=nan
+  RATIO=nan LO=nan HI=nan ONE=nan TWO=nan MACHINE=(nan nan nan) KEPT=(nan nan nan)
   if wait $bench_pid; then
     read -r _ RATIO _ LO _ HI < <(grep "^ratio " "$tmp/rounds.out")
     read -r _ ONE TWO < <(grep "^rates " "$tmp/rounds.out")
+    read -r _ MACHINE[0] _ MACHINE[1] _ MACHINE[2] < <(grep "^machine " "$tmp/rounds.out") || true
+    read -r _ KEPT[0] _ KEPT[1] _ KEPT[2] < <(grep "^kept " "$tmp/rounds.out") || true
     tail -n +2 "$tmp/rounds.csv" | sed "s/^/$name,$way,/" >>"$out/pipeline_rounds.csv"
   else
     echo "pipeline: bench_pipeline ($way) failed on $name:" >&2
@@ -108,10 +114,11 @@ stop_all() {
   pids=()
 }
 
-echo "model,way,round,one_worker_rps,two_stage_rps,ratio" >"$out/pipeline_rounds.csv"
-echo "model,one_worker_rps,two_stage_rps,ratio,ratio_lo,ratio_hi,embedded_ratio,embedded_lo,"\
-"embedded_hi,limit,limit_lo,limit_hi,copies,balance,cut,embedded_cut,rounds,seconds,spin_us" \
-  >"$out/pipeline.csv"
+echo "model,way,round,one_worker_rps,two_stage_rps,ratio,pair_rps,machine,kept" \
+  >"$out/pipeline_rounds.csv"
+echo "model,one_worker_rps,two_stage_rps,ratio,ratio_lo,ratio_hi,machine,machine_lo,machine_hi,"\
+"kept,kept_lo,kept_hi,embedded_ratio,embedded_lo,embedded_hi,limit,limit_lo,limit_hi,copies,"\
+"balance,cut,embedded_cut,rounds,seconds,spin_us" >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
   [ -f "$model" ] || "$hs" zoo "$name" -o "$model" >/dev/null
@@ -124,14 +131,21 @@ for name in $model_list; do
   one_ep=$EP
   start_cluster two "$model" "$root/configs/clusters/loopback2.yaml" 2 "$profile"
   two_ep=$EP
-  pipeline_rounds tcp "$name" "$model" --one-at "$one_ep" --two-at "$two_ep"
-  tcp=("$RATIO" "$LO" "$HI") one=$ONE two=$TWO
+  pair_ep=tcp://127.0.0.1:$(port)
+  taskset -c 1 "$hs" coordinator --cluster "$root/configs/clusters/loopback1.yaml" \
+    --model "$model" --listen "$pair_ep" --profile "$profile" "${spin[@]}" \
+    >"$tmp/pair.log" 2>&1 &
+  pids+=($!)
+  pipeline_rounds tcp "$name" "$model" --one-at "$one_ep" --two-at "$two_ep" --pair-at "$pair_ep"
+  tcp=("$RATIO" "$LO" "$HI") one=$ONE two=$TWO machine=("${MACHINE[@]}") kept=("${KEPT[@]}")
   cut=$(final_cut "$tmp/two.log")
   echo "  two: $(grep -c "measured stage times move the plan" "$tmp/two.log" || true) re-splits;" \
        "final $(grep "prepare plan" "$tmp/two.log" | tail -1 | sed 's/^coordinator: //')" >&2
   stop_all
   echo "$name: client over TCP: 1 worker $one/s, 2 workers $two/s, median ratio ${tcp[0]}" \
-       "(95% interval ${tcp[1]}-${tcp[2]}; target >= 1.9)" >&2
+       "(95% interval ${tcp[1]}-${tcp[2]}; target >= 1.9); two 1-device processes at once" \
+       "${machine[0]} (${machine[1]}-${machine[2]}), of which the pipeline kept ${kept[0]}" \
+       "(${kept[1]}-${kept[2]})" >&2
 
   echo "== $name: source embedded (in-process clients, no copy)" >&2
   ep=tcp://127.0.0.1:$(port)
@@ -159,7 +173,8 @@ for name in $model_list; do
     echo "$name: limit ${limit[0]} (95% interval ${limit[1]}-${limit[2]}); two copies of the" \
          "whole model $copies; balance of the cut $balance" >&2
   fi
-  echo "$name,$one,$two,${tcp[0]},${tcp[1]},${tcp[2]},${embedded[0]},${embedded[1]},"\
+  echo "$name,$one,$two,${tcp[0]},${tcp[1]},${tcp[2]},${machine[0]},${machine[1]},"\
+"${machine[2]},${kept[0]},${kept[1]},${kept[2]},${embedded[0]},${embedded[1]},"\
 "${embedded[2]},${limit[0]},${limit[1]},${limit[2]},$copies,$balance,${cut:-},${embedded_cut:-},"\
 "$rounds,$seconds,${spin[1]}" >>"$out/pipeline.csv"
 done
@@ -176,7 +191,7 @@ with open(f"{out}/pipeline.dat", "w") as f:
     for r in rows:
         f.write(" ".join([r["model"]] + [r[k] for k in (
             "ratio", "ratio_lo", "ratio_hi", "embedded_ratio", "embedded_lo", "embedded_hi",
-            "limit", "limit_lo", "limit_hi")]) + "\n")
+            "limit", "limit_lo", "limit_hi", "machine", "machine_lo", "machine_hi")]) + "\n")
 PY
 gnuplot <<GP
 set terminal pngcairo size 860,480 noenhanced
@@ -191,6 +206,7 @@ set key outside bottom center horizontal
 plot "$out/pipeline.dat" using 2:3:4:xtic(1) title "pipeline ratio (client over TCP)", \
      "" using 5:6:7 title "pipeline ratio (source embedded)", \
      "" using 8:9:10 title "in-process limit (same cut, no runtime)", \
+     "" using 11:12:13 title "two 1-device processes at once (machine)", \
      1.9 with lines dashtype 2 title "target 1.9"
 GP
 column -s, -t "$out/pipeline.csv"
