@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "hotsplit/cost.h"
+#include "hotsplit/runtime.h"
 
 /* OpenBLAS's own API: the kernel family the measurements were made with. */
 extern char *openblas_get_corename(void);
@@ -23,7 +24,10 @@ static void help(FILE *f)
             "and saves everything as YAML for the cost model (cluster files name it with\n"
             "'profile:'). Prints progress on stderr, then per class the samples, coefficients\n"
             "and median relative error of the fit, and the model's measured total against the\n"
-            "total the regression alone predicts.\n");
+            "total the regression alone predicts. It also measures what moving a tensor costs\n"
+            "this machine's CPU per byte sent or received (through hotsplit's transport over\n"
+            "loopback TCP): the cost model adds it to a stage's time for the cuts it sends and\n"
+            "receives.\n");
 }
 
 typedef struct progress_state {
@@ -91,6 +95,9 @@ static void print_report(const hs_profile *p, const hs_graph *g, const char *mod
     for (int i = 0; i < n; i++)
         measured += hs_profile_node_time(p, g, i);
     double predicted = regression_total(p, g);
+    double io = hs_profile_io_cost(p);
+    printf("transfer: %.3f ns of CPU per byte sent or received (%.2f GB/s), over loopback TCP\n",
+           io * 1e9, io > 0 ? 1e-9 / io : 0.0);
     printf("nodes: %d\n", n);
     printf("total measured: %.3f ms\n", measured * 1e3);
     printf("total regression: %.3f ms (%+.1f%%)\n", predicted * 1e3,
@@ -153,6 +160,13 @@ int cmd_profile(int argc, char **argv)
         hs_graph_free(g);
         return cli_runtime_error("profile", "%s", err.msg);
     }
+    double io = 0;
+    if (hs_transfer_cost(&io, &err) != HS_OK) {
+        hs_profile_free(p);
+        hs_graph_free(g);
+        return cli_runtime_error("profile", "measuring the transfer cost: %s", err.msg);
+    }
+    hs_profile_set_io_cost(p, io);
     if (hs_profile_save(p, out, &err) != HS_OK) {
         hs_profile_free(p);
         hs_graph_free(g);

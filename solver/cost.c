@@ -81,6 +81,7 @@ struct hs_cost_model {
     double *node_time;                     /* [HS_MAX_DEVICES][n] */
     double *cut_bytes;                     /* [n + 1] */
     double *weight_bytes, *live_bytes;     /* [n] */
+    double io_s_per_byte[HS_MAX_DEVICES];
 };
 
 /* Opens a device profile: the path as written, else relative to the cluster file's folder. */
@@ -237,8 +238,15 @@ hs_status hs_cost_problem(hs_cost_model *m, hs_problem *out, hs_error *err)
         m->weight_bytes[i] = (double)ni.weight_bytes;
         m->live_bytes[i] = (double)ni.live_bytes;
     }
+    for (int d = 0; d < c->n_devices; d++) {
+        double speed = c->devices[d].speed > 0 ? c->devices[d].speed : 1.0;
+        m->io_s_per_byte[d] = m->dev[d].profile ? hs_profile_io_cost(m->dev[d].profile)
+                              : m->ref            ? hs_profile_io_cost(m->ref) / speed
+                                                  : 0;
+    }
     *out = (hs_problem){
         .n_nodes = n,
+        .io_s_per_byte = m->io_s_per_byte,
         .cluster = c,
         .node_time = m->node_time,
         .cut_bytes = m->cut_bytes,

@@ -147,6 +147,30 @@ static hs_status invalid(hs_error *err, const char *fmt, ...)
     return hs_error_set(err, HS_ERR_INVALID, "invalid plan: %s", msg);
 }
 
+/* Bytes the device of stage s of a valid plan sends and receives per request: the cut into
+ * the stage, the cut or the delivery out of it, and the delivery when it is the sink. */
+static double stage_io_bytes(const hs_problem *p, const hs_plan *plan, int s)
+{
+    const int S = plan->n_stages, n = p->n_nodes, d = plan->stages[s].device;
+    const int last = plan->stages[S - 1].device, sink = p->cluster->sink;
+    double bytes = s > 0 ? p->cut_bytes[plan->stages[s].first] : 0;
+    if (s < S - 1)
+        bytes += p->cut_bytes[plan->stages[s].last];
+    else if (d != sink)
+        bytes += p->cut_bytes[n];
+    if (d == sink && last != sink)
+        bytes += p->cut_bytes[n];
+    return bytes;
+}
+
+static bool has_io_cost(const hs_problem *p)
+{
+    for (int d = 0; p->io_s_per_byte && d < p->cluster->n_devices; d++)
+        if (p->io_s_per_byte[d] > 0)
+            return true;
+    return false;
+}
+
 hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *k, hs_plan *plan,
                            hs_error *err)
 {
@@ -199,6 +223,8 @@ hs_status hs_plan_evaluate(const hs_problem *p, const hs_constraints *k, hs_plan
             if (p->live_bytes[i] > live)
                 live = p->live_bytes[i];
         }
+        if (p->io_s_per_byte)
+            t += p->io_s_per_byte[d] * stage_io_bytes(p, plan, s);
         plan->stage_s[s] = t;
         plan->memory_bytes[s] = st->first < st->last ? weights + live : 0;
         busy[d] = t;
@@ -2650,11 +2676,56 @@ static hs_status check_problem(const hs_problem *p, const hs_constraints *k, hs_
         sets += choose;
         choose = choose * (D - 1 - i) / (i + 1);
     }
+    for (int d = 0; p->io_s_per_byte && d < D; d++)
+        if (!(p->io_s_per_byte[d] >= 0) || !isfinite(p->io_s_per_byte[d]))
+            return hs_error_set(err, HS_ERR_INVALID, "device %s: io cost per byte must be "
+                                 "finite and not negative", c->devices[d].name);
     double bytes = sets * D * (p->n_nodes + 1.0) * sizeof(state_labels);
     if (bytes > 1024.0 * 1048576.0)
         return hs_error_set(err, HS_ERR_INVALID, "%d devices and %d nodes need %.0f MiB for an "
                              "exact search; lower max_stages", D, p->n_nodes, bytes / 1048576.0);
     return HS_OK;
+}
+
+/* Whether evaluated plan a is better than b for objective o: a lower score, or the same
+ * score (within rounding) and a lower latency. */
+static bool better(const hs_problem *p, const hs_constraints *k, hs_objective o,
+                   const hs_plan *a, const hs_plan *b)
+{
+    double sa = hs_plan_score(p, k, o, a), sb = hs_plan_score(p, k, o, b);
+    if (sa == INFINITY)
+        return false;
+    double tol = 1e-12 * fmax(fabs(sa), fabs(sb));
+    return sa < sb - tol || (sa <= sb + tol && a->latency_s < b->latency_s);
+}
+
+/* With io costs, the search priced stages without them: moves each cut of the evaluated plan
+ * to its best place under the full model (the stages on both sides of it keep their devices,
+ * and every stage but an empty stage 0 keeps a node), one cut at a time, until none moves.
+ * Each pass improves the plan, so this ends; n passes bound it all the same. */
+static void place_cuts(const hs_problem *p, hs_objective o, const hs_constraints *k,
+                       hs_plan *plan)
+{
+    for (int pass = 0, moved = 1; moved && pass < p->n_nodes; pass++) {
+        moved = 0;
+        for (int s = 1; s < plan->n_stages; s++) {
+            hs_plan best = *plan, trial = *plan;
+            int lo = plan->stages[s - 1].first + (s > 1), hi = plan->stages[s].last - 1;
+            for (int x = lo; x <= hi; x++) {
+                if (x == plan->stages[s].first)
+                    continue;
+                trial.stages[s - 1].last = trial.stages[s].first = x;
+                hs_error ignored;
+                if (hs_plan_evaluate(p, k, &trial, &ignored) == HS_OK &&
+                    better(p, k, o, &trial, &best))
+                    best = trial;
+            }
+            if (best.stages[s].first != plan->stages[s].first) {
+                *plan = best;
+                moved = 1;
+            }
+        }
+    }
 }
 
 hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k, hs_plan *out,
@@ -2672,6 +2743,21 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k,
     relax none = {0};
     if ((st = best_plan(p, o, k, &none, out, err)) != HS_OK)
         return st;
+    if (out->n_stages && has_io_cost(p)) {
+        place_cuts(p, o, k, out);
+        /* io only makes splitting dearer: the source alone may now be best */
+        hs_plan alone = {.n_stages = 1, .stages = {{p->cluster->source, 0, p->n_nodes}}};
+        hs_error ignored;
+        if (hs_plan_evaluate(p, k, &alone, &ignored) == HS_OK && better(p, k, o, &alone, out))
+            *out = alone;
+        if (hs_plan_score(p, k, o, out) == INFINITY) {
+            out->n_stages = 0;
+            return hs_error_set(err, HS_ERR_INFEASIBLE, "no feasible plan: once moving bytes "
+                                 "costs CPU (io), the best plan found %s", !out->sustainable
+                                 ? "does not sustain the arrival rate"
+                                 : "does not meet the latency bound or fit in memory");
+        }
+    }
     return out->n_stages ? HS_OK : explain_infeasible(p, o, k, err);
 }
 
@@ -2719,6 +2805,37 @@ static int by_latency(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+static void front_values(const hs_plan *plan, double v[3])
+{
+    v[0] = plan->latency_s;
+    v[1] = plan->bottleneck_s;
+    v[2] = plan->energy_j;
+}
+
+/* Keeps the evaluated plans no other dominates over (latency, bottleneck, energy), and the
+ * first of any that are equal; returns how many, packed at the front in their order, or -1
+ * when out of memory. */
+static int drop_dominated(hs_plan *plans, int n)
+{
+    bool *out = calloc((size_t)n + 1, sizeof *out);
+    if (!out)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        double vi[3], vj[3];
+        front_values(&plans[i], vi);
+        for (int j = 0; j < n && !out[i]; j++) {
+            front_values(&plans[j], vj);
+            out[i] = dominates(vj, vi) || (j < i && memcmp(vj, vi, sizeof vi) == 0);
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (!out[i])
+            plans[kept++] = plans[i];
+    free(out);
+    return kept;
+}
+
 hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *k, hs_plan **out,
                           int *n_out, hs_error *err)
 {
@@ -2763,6 +2880,8 @@ hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *k, hs_plan 
     }
     free(f.items);
     search_free(&s);
+    if (st == HS_OK && has_io_cost(p) && (kept = drop_dominated(plans, kept)) < 0)
+        st = HS_ERR_NOMEM;
     if (st != HS_OK) {
         free(plans);
         return st == HS_ERR_NOMEM ? hs_error_set(err, st, "out of memory searching plans") : st;

@@ -108,6 +108,7 @@ typedef struct prof_machine {
     char *blas_core;
     int threads;
     char *cpu;
+    double io_s_per_byte; /* CPU per byte sent or received; 0: not measured */
 } prof_machine;
 
 typedef struct prof_doc {
@@ -511,6 +512,14 @@ void hs_profile_class_info(const hs_profile *p, int i, hs_profile_class *out)
 void hs__profile_global(const hs_profile *p, hs_profile_class *out) { class_out(&p->doc->global, out); }
 const char *hs__profile_model(const hs_profile *p) { return p->doc->model; }
 double hs__profile_total(const hs_profile *p) { return p->doc->total_seconds; }
+
+double hs_profile_io_cost(const hs_profile *p) { return p->doc->machine.io_s_per_byte; }
+
+void hs_profile_set_io_cost(hs_profile *p, double s_per_byte)
+{
+    assert(p && s_per_byte >= 0 && isfinite(s_per_byte));
+    p->doc->machine.io_s_per_byte = s_per_byte;
+}
 const char *hs__profile_blas_core(const hs_profile *p) { return p->doc->machine.blas_core; }
 int hs__profile_threads(const hs_profile *p) { return p->doc->machine.threads; }
 
@@ -794,6 +803,8 @@ hs_status hs_profile_save(const hs_profile *p, const char *path, hs_error *err)
     put_string(f, d->machine.blas_core);
     fprintf(f, "\n  threads: %d\n  cpu: ", d->machine.threads);
     put_string(f, d->machine.cpu);
+    if (d->machine.io_s_per_byte > 0)
+        fprintf(f, "\n  io_s_per_byte: %.9g", d->machine.io_s_per_byte);
     fprintf(f, "\nwarmup: %d\nrepeats: %d\ntotal_seconds: %.9g\nglobal: ", d->warmup,
             d->repeats, d->total_seconds);
     put_fit(f, &d->global);
@@ -863,6 +874,7 @@ static const cyaml_schema_field_t machine_fields[] = {
     CYAML_FIELD_INT("threads", CYAML_FLAG_DEFAULT, prof_machine, threads),
     CYAML_FIELD_STRING_PTR("cpu", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, prof_machine, cpu,
                            0, CYAML_UNLIMITED),
+    CYAML_FIELD_FLOAT("io_s_per_byte", CYAML_FLAG_OPTIONAL, prof_machine, io_s_per_byte),
     CYAML_FIELD_END,
 };
 
@@ -1075,6 +1087,9 @@ static hs_status check_doc(const char *file, const prof_doc *d, hs_error *err)
         return bad_field(err, file, "warmup", "must be >= 0, got %d", d->warmup);
     if (d->repeats < 1)
         return bad_field(err, file, "repeats", "must be >= 1, got %d", d->repeats);
+    if (!finite_nonneg(d->machine.io_s_per_byte))
+        return bad_field(err, file, "machine.io_s_per_byte", "must be a finite number >= 0, "
+                         "got %g", d->machine.io_s_per_byte);
     if (!finite_nonneg(d->total_seconds))
         return bad_field(err, file, "total_seconds", "must be a finite number >= 0, got %g",
                          d->total_seconds);

@@ -239,3 +239,14 @@ Test(waiting, until_every_device_has_joined_and_a_plan_is_chosen_with_it)
     cr_assert_not(hs_coordinator_wait(coord, 3, -1, &st));
     cr_assert_eq(st.live_workers, 2);
 }
+
+/* The transfer cost the profile records: CPU per byte of a real send and receive, so more than
+ * nothing (the copy into a block alone is a memcpy) and far less than a slow link's 80 ns/byte
+ * (100 Mbit/s): loopback moves gigabytes a second. */
+Test(transfer_cost, is_measured_per_byte_moved, .timeout = 60)
+{
+    double s_per_byte = -1;
+    hs_error err = {0};
+    cr_assert_eq(hs_transfer_cost(&s_per_byte, &err), HS_OK, "%s", err.msg);
+    cr_expect(s_per_byte > 1e-12 && s_per_byte < 8e-8, "%g s per byte", s_per_byte);
+}

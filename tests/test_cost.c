@@ -164,6 +164,13 @@ Test(profile_yaml, hand_written_round_trip)
     cr_expect_str_eq(c1.name, "data");
     cr_expect_eq(c1.sec_per_byte, 1e-10);
     cr_expect_str_eq(hs__profile_model(q), "tiny.onnx");
+    /* no io measured: 0, and not written; once set, it round-trips */
+    cr_expect_eq(hs_profile_io_cost(q), 0.0);
+    hs_profile_set_io_cost(q, 4.5e-10);
+    cr_assert_eq(hs_profile_save(q, a, &err), HS_OK, "%s", err.msg);
+    hs_profile_free(q);
+    cr_assert_eq(hs_profile_load(a, &q, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(hs_profile_io_cost(q), 4.5e-10);
     hs_profile_free(p);
     hs_profile_free(q);
     unlink(a);
@@ -254,6 +261,8 @@ Test(profile_yaml, bad_files_name_file_line_and_field)
         {"shape", "shape: [1, 8, 4, 4]", "shape: [1, -8, 4, 4]", {"nodes[0].shape[1]", NULL}},
         {"syntax", "shape: [1, 8, 4, 4]", "shape: [1, 8, 4, 4", {":", NULL}},
         {"dup", "{name: data,", "{name: conv,", {"classes[1].name", "twice", NULL}},
+        {"io", "  threads: 1\n", "  threads: 1\n  io_s_per_byte: -1e-9\n",
+         {"machine.io_s_per_byte", "must be", NULL}},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char *text = edit(cases[k].from, cases[k].to);
@@ -528,6 +537,14 @@ Test(cost, reference_and_device_profiles)
         cr_expect(close_rel(r, want, 1e-12), "node %d (%s): %g vs %g", i, hs_op_class(g, i), r,
                   want);
     }
+    /* io: none measured, none priced; then the reference's over speed, and b's own */
+    hs_problem prob;
+    cr_assert_eq(hs_cost_problem(m, &prob, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(prob.io_s_per_byte[0], 0.0);
+    hs_profile_set_io_cost(ref, 6e-10);
+    cr_assert_eq(hs_cost_problem(m, &prob, &err), HS_OK, "%s", err.msg);
+    cr_expect(close_rel(prob.io_s_per_byte[0], 2e-10, 1e-12), "%g", prob.io_s_per_byte[0]);
+    cr_expect_eq(prob.io_s_per_byte[1], 0.0); /* b's own profile measured none */
     hs_cost_model_free(m);
 
     /* A profile that does not load fails the model, naming the device. */

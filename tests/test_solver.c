@@ -90,6 +90,7 @@ typedef struct inst {
     hs_cluster cl;
     double node_time[HS_MAX_DEVICES * MAXN];
     double cut[MAXN + 1], weight[MAXN], live[MAXN];
+    double io[HS_MAX_DEVICES]; /* CPU seconds per byte sent or received (0: free) */
     hs_problem p;
     hs_constraints c;
     const char *cut_kind;
@@ -99,7 +100,7 @@ static void inst_bind(inst *in)
 {
     in->p = (hs_problem){ .n_nodes = in->n, .cluster = &in->cl, .node_time = in->node_time,
                           .cut_bytes = in->cut, .weight_bytes = in->weight,
-                          .live_bytes = in->live };
+                          .live_bytes = in->live, .io_s_per_byte = in->io };
 }
 
 static double t_of(const inst *in, int d, int i)
@@ -219,7 +220,16 @@ static ref_eval ref_evaluate(const inst *in, const hs_constraints *c, const hs_s
         return r.why = "missing delivery link", r;
     r.valid = true;
 
-    /* figures */
+    /* figures; a device's stage also pays io for every byte it sends or receives */
+    double io_bytes[HS_MAX_DEVICES] = { 0 };
+    for (int s = 1; s < S; s++) {
+        io_bytes[st[s - 1].device] += in->cut[st[s].first];
+        io_bytes[st[s].device] += in->cut[st[s].first];
+    }
+    if (last != sink) {
+        io_bytes[last] += in->cut[n];
+        io_bytes[sink] += in->cut[n];
+    }
     double busy[HS_MAX_DEVICES] = { 0 }, tx[HS_MAX_DEVICES] = { 0 }, rx[HS_MAX_DEVICES] = { 0 };
     const double lambda = c->rate;
     r.latency = r.bottleneck = r.load_latency = 0;
@@ -232,6 +242,7 @@ static ref_eval ref_evaluate(const inst *in, const hs_constraints *c, const hs_s
             w += in->weight[i];
             peak = fmax(peak, in->live[i]);
         }
+        t += in->io[d] * io_bytes[d];
         r.stage_s[s] = t;
         r.memory[s] = w + peak;
         if (r.memory[s] > cl->devices[d].memory_bytes)
@@ -1733,4 +1744,172 @@ Test(mix, refuses_what_does_not_help_or_differs)
     share = -1;
     cr_assert(isinf(hs_plan_mix(&in.p, &a, &one, &share)));
     cr_assert_eq(share, 0);
+}
+
+/* ---- io costs: what moving bytes costs a device's CPU ------------------------------------ */
+
+/* Gives every device an io cost of about one node's time per average cut, times a factor in
+ * [0.1, 3]: enough to move cuts, not so much that nothing splits. */
+static void add_io_costs(inst *in, rng *r)
+{
+    double t = 0, bytes = 0;
+    for (int i = 0; i < in->n; i++)
+        t += t_of(in, 0, i);
+    for (int k = 0; k <= in->n; k++)
+        bytes += in->cut[k];
+    for (int d = 0; d < in->cl.n_devices; d++)
+        in->io[d] = bytes > 0 ? t / bytes * rng_logu(r, 0.1, 3) : 0;
+    inst_bind(in);
+}
+
+/* Four equal nodes on two equal devices; the cut in the middle carries 10 kB, the others 100 B.
+ * Without io the middle cut balances the stages (2 ms each); at 0.2 us per byte it costs each
+ * side 2 ms, so a cut a node off the middle (1 ms + 20 us against 3 ms + 20 us) wins. */
+Test(io, moves_the_cut_off_a_big_tensor)
+{
+    inst in;
+    memset(&in, 0, sizeof in);
+    in.n = 4;
+    in.cl.n_devices = 2;
+    in.cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
+    in.cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
+    in.cl.links[0][1] = in.cl.links[1][0] = (hs_link){ 1e12, 0 };
+    for (int i = 0; i < 8; i++)
+        in.node_time[i] = 0.001;
+    const double cut[] = { 100, 100, 10000, 100, 100 };
+    memcpy(in.cut, cut, sizeof cut);
+    inst_bind(&in);
+    hs_plan p;
+    hs_error err;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(p.n_stages, 2);
+    cr_assert_eq(p.stages[1].first, 2);
+    assert_close(p.bottleneck_s, 0.002);
+
+    in.io[0] = in.io[1] = 2e-7;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(p.n_stages, 2);
+    cr_assert(p.stages[1].first == 1 || p.stages[1].first == 3, "cut at %d", p.stages[1].first);
+    assert_close(p.bottleneck_s, 0.003 + 100 * 2e-7 * 2, "bottleneck %.17g", p.bottleneck_s);
+    /* the stage that sends the outputs back to the sink (a) pays for them, and a for both */
+    hs_plan mid = { .n_stages = 2, .stages = { { 0, 0, 2 }, { 1, 2, 4 } } };
+    cr_assert_eq(hs_plan_evaluate(&in.p, &in.c, &mid, &err), HS_OK);
+    assert_close(mid.stage_s[0], 0.002 + (10000 + 100) * 2e-7);
+    assert_close(mid.stage_s[1], 0.002 + (10000 + 100) * 2e-7);
+
+    /* so dear that no split pays: the whole model stays on the source */
+    in.io[0] = in.io[1] = 1e-4;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(p.n_stages, 1);
+    assert_close(p.bottleneck_s, 0.004);
+
+    in.io[1] = -1;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "io cost") != NULL, "%s", err.msg);
+}
+
+/* hs_plan_evaluate prices io as the reference does, on random plans of random instances. */
+Test(io, evaluate)
+{
+    seeds sd = seeds_for(7000000);
+    tally t = { "evaluate with io", 0, 0, 0, 0 };
+    for (int k = 0; k < sd.count; k++) {
+        inst in;
+        gen_instance(sd.first + (uint64_t)k, &(gen_opts){ false }, &in);
+        rng r = { in.seed ^ 0x10c0575 };
+        add_io_costs(&in, &r);
+        bool ok = true;
+        for (int j = 0; j < 20; j++) {
+            hs_plan p = { 0 };
+            p.n_stages = random_plan(&r, &in, p.stages);
+            ref_eval e = ref_evaluate(&in, &in.c, p.stages, p.n_stages);
+            hs_error err = { 0 };
+            if (e.valid && hs_plan_evaluate(&in.p, &in.c, &p, &err) == HS_OK)
+                ok = compare_figures(&t, &in, &in.c, &p, &e) && ok;
+        }
+        t.instances++;
+        t.agree += ok;
+    }
+    tally_end(&t);
+}
+
+/* hs_solve with io costs, for throughput and latency: on two devices with the sink at the
+ * source, the brute-force optimum; on any instance, a valid plan whose figures are the
+ * reference's, never better than the optimum and never worse than the plan the search finds
+ * without io, priced with it. */
+static void solve_with_io(hs_objective o, uint64_t base)
+{
+    seeds sd = seeds_for(base);
+    char what[64];
+    snprintf(what, sizeof what, "solve %s with io", hs_objective_name(o));
+    tally tl = { what, 0, 0, 0, 0 }, *t = &tl;
+    int exact = 0, moved = 0;
+    for (int k = 0; k < sd.count; k++) {
+        inst inst_, *in = &inst_;
+        gen_instance(sd.first + (uint64_t)k, &(gen_opts){ false }, in);
+        in->c.max_latency_s = 0; /* the bound is checked by the plain tests */
+        rng r = { in->seed ^ 0x10c0575 };
+        hs_plan plain, p;
+        hs_error err = { 0 };
+        if (hs_solve(&in->p, o, &in->c, &plain, &err) != HS_OK)
+            continue;
+        add_io_costs(in, &r);
+        brute b;
+        brute_force(in, &in->c, &b);
+        bool ok = true;
+        t->instances++;
+        hs_status st = hs_solve(&in->p, o, &in->c, &p, &err);
+        hs_plan priced = plain;
+        double was = hs_plan_evaluate(&in->p, &in->c, &priced, &err) == HS_OK
+                         ? hs_plan_score(&in->p, &in->c, o, &priced) : INFINITY;
+        if (st == HS_ERR_INFEASIBLE) {
+            /* allowed only when the plan without io is infeasible with it (two devices: only
+             * when no plan is feasible) */
+            bool two = in->cl.n_devices == 2 && in->cl.sink == in->cl.source;
+            CHECK(two ? isinf(b.best[o]) : isinf(was), "infeasible (\"%s\"), yet %s", err.msg,
+                  two ? "brute force finds a feasible plan"
+                      : "the plan without io is feasible with it");
+            CHECK(strncmp(err.msg, INFEASIBLE_PREFIX, strlen(INFEASIBLE_PREFIX)) == 0,
+                  "message \"%s\"", err.msg);
+            t->agree += ok;
+            continue;
+        }
+        CHECK(st == HS_OK, "status %d \"%s\"", st, err.msg);
+        if (!ok)
+            continue;
+        char buf[256];
+        const char *ps = plan_str(p.stages, p.n_stages, buf, sizeof buf);
+        ref_eval e = ref_evaluate(in, &in->c, p.stages, p.n_stages);
+        CHECK(e.valid && e.feasible, "plan %s: valid %d feasible %d", ps, e.valid, e.feasible);
+        if (!ok)
+            continue;
+        ok = compare_figures(t, in, &in->c, &p, &e) && ok;
+        double v = ref_score(&e, o);
+        CHECK(v >= b.best[o] * (1 - TOL) - TOL, "plan %s scores %.17g, below the optimum %.17g",
+              ps, v, b.best[o]);
+        CHECK(v <= was * (1 + TOL) + TOL, "plan %s scores %.17g, worse than the plan without "
+              "io priced with it, %.17g", ps, v, was);
+        moved += v < was * (1 - TOL);
+        if (in->cl.n_devices == 2 && in->cl.sink == in->cl.source) {
+            CHECK(close_to(v, b.best[o], TOL), "two devices: plan %s scores %.17g, the "
+                  "optimum %.17g", ps, v, b.best[o]);
+            exact += close_to(v, b.best[o], TOL);
+        }
+        t->agree += ok;
+    }
+    fprintf(stderr, "%s: the optimum on two devices in %d instances; io moved the plan in %d\n",
+            what, exact, moved);
+    cr_expect_gt(exact, 0, "%s: no two-device instance checked", what);
+    cr_expect_gt(moved, 0, "%s: io never moved a plan", what);
+    tally_end(t);
+}
+
+Test(io, solve_throughput)
+{
+    solve_with_io(HS_OBJ_THROUGHPUT, 7100000);
+}
+
+Test(io, solve_latency)
+{
+    solve_with_io(HS_OBJ_LATENCY, 7200000);
 }

@@ -11,7 +11,9 @@
  * where the reference time is the profiled time if the profile holds that node (same name, op,
  * output shape and FLOPs), else the regression's prediction; a device with its own `profile:` file
  * uses that profile with speed 1. The correction factor starts at 1 and follows measured stage
- * times online (hs_cost_observe), so the solver learns a device's real speed.
+ * times online (hs_cost_observe), so the solver learns a device's real speed. Moving bytes
+ * costs a device CPU too (hs_problem.io_s_per_byte): the profile's io cost / speed, or its own
+ * profile's; compute corrections do not apply to it.
  */
 #ifndef HOTSPLIT_COST_H
 #define HOTSPLIT_COST_H
@@ -46,6 +48,12 @@ hs_status hs_profile_measure(const hs_graph *g, int warmup, int repeats, hs_prog
 hs_status hs_profile_save(const hs_profile *p, const char *path, hs_error *err);
 hs_status hs_profile_load(const char *path, hs_profile **out, hs_error *err);
 void hs_profile_free(hs_profile *p);
+
+/* CPU seconds this machine spends per byte of a tensor it sends or receives through hotsplit's
+ * transport (measured by `hotsplit profile` with hs_transfer_cost(); 0: not measured, and the
+ * cost model then prices transfers as free for the CPU). Saved in the profile. */
+double hs_profile_io_cost(const hs_profile *p);
+void hs_profile_set_io_cost(hs_profile *p, double s_per_byte);
 
 int hs_profile_class_count(const hs_profile *p);
 void hs_profile_class_info(const hs_profile *p, int i, hs_profile_class *out);

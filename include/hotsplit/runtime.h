@@ -192,6 +192,12 @@ hs_status hs_client_receive(hs_client *c, int timeout_ms, hs_result *out, hs_err
 typedef void (*hs_result_fn)(void *ctx, const hs_result *r);
 int hs_client_poll(hs_client *c, int timeout_ms, hs_result_fn fn, void *ctx, hs_error *err);
 
+/* CPU seconds this machine spends per byte of a tensor a worker sends on, or receives, over
+ * loopback TCP (copy into a block, ZeroMQ's I/O threads, decoding), from 272 1 MiB sends
+ * between two ZeroMQ contexts in this process: the profile's io cost (hs_profile_set_io_cost).
+ * Takes about a second; threads and CPU time of the whole process are used, so run it alone. */
+hs_status hs_transfer_cost(double *s_per_byte, hs_error *err);
+
 /* Writes a CurveZMQ key pair to path ("public: Z85" and "secret: Z85" lines) and the public key
  * alone to path.pub, both mode 0600/0644. */
 hs_status hs_keygen(const char *path, hs_error *err);

@@ -15,7 +15,9 @@
  * Predicted figures of a plan (SI units: seconds, bytes, joules, watts). Transfers: into each
  * stage s >= 1 (the cut before its first node, from d_{s-1}), and the *delivery* of the outputs
  * (cut_bytes[n]) from the last device to the sink when they differ.
- *   stage time     sum of its nodes' times on its device (0 for an empty stage 0);
+ *   stage time     sum of its nodes' times on its device (0 for an empty stage 0), plus the
+ *                  CPU its device spends moving bytes (io_s_per_byte): the cut it receives,
+ *                  the cut or the delivery it sends, and the delivery when it is the sink;
  *   transfer time  link latency + bytes * 8 / bandwidth; its *service* time is bytes * 8 /
  *                  bandwidth alone (propagation does not occupy the link);
  *   latency        sum of stage and transfer times (one request through an empty pipeline);
@@ -120,6 +122,8 @@ typedef struct hs_problem {
                                    n_nodes: outputs) */
     const double *weight_bytes; /* [n_nodes] */
     const double *live_bytes;   /* [n_nodes]: activation bytes live while node i runs */
+    const double *io_s_per_byte; /* [n_devices]: CPU seconds device d spends per byte it
+                                    sends or receives (copies, the network stack); NULL: none */
 } hs_problem;
 
 typedef enum hs_objective {
@@ -154,7 +158,7 @@ typedef struct hs_plan {
     int n_stages;
     hs_stage stages[HS_MAX_DEVICES];
     /* Predicted figures (filled by hs_plan_evaluate and by the solver). */
-    double stage_s[HS_MAX_DEVICES];     /* compute time per stage */
+    double stage_s[HS_MAX_DEVICES];     /* time per stage: compute, and io if priced */
     double transfer_s[HS_MAX_DEVICES + 1]; /* transfer into stage s (s >= 1); [n_stages] is
                                               the delivery to the sink (0 if none) */
     double transfer_bytes[HS_MAX_DEVICES + 1];
@@ -189,15 +193,23 @@ double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, doub
 /* Finds a plan minimising hs_plan_score(). Ties, for every objective: among the plans of optimal
  * score, one with the lowest latency_s (the single-request latency, also for load-latency) is
  * returned; scores that differ only by rounding (about 1e-12 relative) may count as ties or
- * not. Exact over the plan space above; the complexity of each objective is stated in
- * solver/partition.c. When no plan satisfies the constraints, returns HS_ERR_INFEASIBLE with
+ * not. Exact over the plan space above when no device has an io cost (io_s_per_byte NULL or
+ * all 0); the complexity of each objective is stated in solver/partition.c. With io costs the
+ * search prices stages without them (a stage's cost must be a difference of prefix sums), then
+ * moves each cut of its plan to its best place under the full model, one cut at a time, until
+ * none moves, and keeps the better of that and the whole model on the source: exact over the
+ * cuts of the chain it found (for a 2-stage plan, over every cut), so exact on two devices
+ * when the sink is the source, but not over other chains; never worse than the plan found
+ * without io, priced with it (when that plan is infeasible with io and no cut it moves
+ * helps: HS_ERR_INFEASIBLE). When no plan satisfies the constraints, returns HS_ERR_INFEASIBLE with
  * "no feasible plan: <the binding constraint>". Requires c->rate > 0 for lifetime and
  * load-latency (HS_ERR_INVALID otherwise). */
 hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *c, hs_plan *out,
                    hs_error *err);
 
 /* The exact Pareto front over (latency, throughput, energy): every feasible plan not dominated
- * by another. *out is malloc'd (caller frees), sorted by latency. When no plan is feasible,
+ * by another (with io costs: the front found without them, evaluated with them, less the plans
+ * that then become dominated). *out is malloc'd (caller frees), sorted by latency. When no plan is feasible,
  * returns HS_ERR_INFEASIBLE with "no feasible plan: <the binding constraint>" as hs_solve does,
  * and *out = NULL, *n_out = 0. Its cost grows with the front (see solver/partition.c). */
 hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *c, hs_plan **out,
