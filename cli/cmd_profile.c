@@ -156,15 +156,15 @@ int cmd_profile(int argc, char **argv)
                          .model = slash ? slash + 1 : path};
     hs_profile *p;
     hs_error err = {0};
+    /* First: it counts the CPU of every thread, and BLAS threads spin on after their work. */
+    double io = 0;
+    if (hs_transfer_cost(&io, &err) != HS_OK) {
+        hs_graph_free(g);
+        return cli_runtime_error("profile", "measuring the transfer cost: %s", err.msg);
+    }
     if (hs_profile_measure(g, (int)warmup, (int)repeat, progress, &ps, &p, &err) != HS_OK) {
         hs_graph_free(g);
         return cli_runtime_error("profile", "%s", err.msg);
-    }
-    double io = 0;
-    if (hs_transfer_cost(&io, &err) != HS_OK) {
-        hs_profile_free(p);
-        hs_graph_free(g);
-        return cli_runtime_error("profile", "measuring the transfer cost: %s", err.msg);
     }
     hs_profile_set_io_cost(p, io);
     if (hs_profile_save(p, out, &err) != HS_OK) {

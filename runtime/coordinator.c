@@ -1011,10 +1011,16 @@ static void refine(hs_coordinator *c, double now)
     live_cluster(c, &live);
     p.cluster = &live;
     now_plan = cur->plan;
-    if (hs_plan_evaluate(&p, &c->o.constraints, &now_plan, NULL) != HS_OK ||
-        hs_solve(&p, c->o.objective, &c->o.constraints, &best, NULL) != HS_OK)
+    if (hs_plan_evaluate(&p, &c->o.constraints, &now_plan, NULL) != HS_OK)
         return;
     double was = hs_plan_score(&p, &c->o.constraints, c->o.objective, &now_plan);
+    /* With io costs the solver searches near one chain of devices: its failing does not make
+     * a current plan that still scores infeasible, so that plan stays (and may be mixed). */
+    if (hs_solve(&p, c->o.objective, &c->o.constraints, &best, NULL) != HS_OK) {
+        if (!isfinite(was))
+            return;
+        best = now_plan;
+    }
     double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
     /* A current plan that no longer meets the constraints scores infinity: any feasible one
      * beats it. */

@@ -240,9 +240,11 @@ hs_status hs_cost_problem(hs_cost_model *m, hs_problem *out, hs_error *err)
     }
     for (int d = 0; d < c->n_devices; d++) {
         double speed = c->devices[d].speed > 0 ? c->devices[d].speed : 1.0;
-        m->io_s_per_byte[d] = m->dev[d].profile ? hs_profile_io_cost(m->dev[d].profile)
-                              : m->ref            ? hs_profile_io_cost(m->ref) / speed
-                                                  : 0;
+        /* a device profile without io measured falls back on the reference's, so that it
+         * does not look free to send to */
+        double own = m->dev[d].profile ? hs_profile_io_cost(m->dev[d].profile) : 0;
+        double ref = m->ref ? hs_profile_io_cost(m->ref) : 0;
+        m->io_s_per_byte[d] = own > 0 ? own : m->dev[d].profile ? ref : ref / speed;
     }
     *out = (hs_problem){
         .n_nodes = n,

@@ -2695,6 +2695,10 @@ static bool better(const hs_problem *p, const hs_constraints *k, hs_objective o,
     double sa = hs_plan_score(p, k, o, a), sb = hs_plan_score(p, k, o, b);
     if (sa == INFINITY)
         return false;
+    if (sb == INFINITY)
+        return true;
+    if (!isfinite(sa) || !isfinite(sb)) /* -inf: lifetime without batteries; equal or not */
+        return sa < sb || (sa == sb && a->latency_s < b->latency_s);
     double tol = 1e-12 * fmax(fabs(sa), fabs(sb));
     return sa < sb - tol || (sa <= sb + tol && a->latency_s < b->latency_s);
 }
@@ -2702,7 +2706,9 @@ static bool better(const hs_problem *p, const hs_constraints *k, hs_objective o,
 /* With io costs, the search priced stages without them: moves each cut of the evaluated plan
  * to its best place under the full model (the stages on both sides of it keep their devices,
  * and every stage but an empty stage 0 keeps a node), one cut at a time, until none moves.
- * Each pass improves the plan, so this ends; n passes bound it all the same. */
+ * Each pass improves the plan, so this ends; n passes bound it all the same, each trying
+ * O(S n) plans of O(n) to evaluate. Exact for one cut (2 stages); with more, a local optimum
+ * (no single cut can move to improve it). */
 static void place_cuts(const hs_problem *p, hs_objective o, const hs_constraints *k,
                        hs_plan *plan)
 {
@@ -2755,7 +2761,7 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k,
             return hs_error_set(err, HS_ERR_INFEASIBLE, "no feasible plan: once moving bytes "
                                  "costs CPU (io), the best plan found %s", !out->sustainable
                                  ? "does not sustain the arrival rate"
-                                 : "does not meet the latency bound or fit in memory");
+                                 : "does not meet the latency bound");
         }
     }
     return out->n_stages ? HS_OK : explain_infeasible(p, o, k, err);

@@ -1764,7 +1764,8 @@ static void add_io_costs(inst *in, rng *r)
 
 /* Four equal nodes on two equal devices; the cut in the middle carries 10 kB, the others 100 B.
  * Without io the middle cut balances the stages (2 ms each); at 0.2 us per byte it costs each
- * side 2 ms, so a cut a node off the middle (1 ms + 20 us against 3 ms + 20 us) wins. */
+ * side 2 ms, so a cut a node off the middle wins: its longer stage takes 3 ms plus 40 us of io
+ * (100 B of cut and 100 B of outputs back to the sink, a). */
 Test(io, moves_the_cut_off_a_big_tensor)
 {
     inst in;
@@ -1791,7 +1792,8 @@ Test(io, moves_the_cut_off_a_big_tensor)
     cr_assert_eq(p.n_stages, 2);
     cr_assert(p.stages[1].first == 1 || p.stages[1].first == 3, "cut at %d", p.stages[1].first);
     assert_close(p.bottleneck_s, 0.003 + 100 * 2e-7 * 2, "bottleneck %.17g", p.bottleneck_s);
-    /* the stage that sends the outputs back to the sink (a) pays for them, and a for both */
+    /* at the middle cut each side pays for the 10 kB cut and the 100 B of outputs: b sends
+     * them, a (the sink) receives them */
     hs_plan mid = { .n_stages = 2, .stages = { { 0, 0, 2 }, { 1, 2, 4 } } };
     cr_assert_eq(hs_plan_evaluate(&in.p, &in.c, &mid, &err), HS_OK);
     assert_close(mid.stage_s[0], 0.002 + (10000 + 100) * 2e-7);
@@ -1806,6 +1808,38 @@ Test(io, moves_the_cut_off_a_big_tensor)
     in.io[1] = -1;
     cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_ERR_INVALID);
     cr_assert(strstr(err.msg, "io cost") != NULL, "%s", err.msg);
+}
+
+/* A rate of 1/s, and the plan the search finds without io (cut at 1: bottleneck 0.7 s) does
+ * not sustain it once b pays 0.45 s for the 1.125 MB cut; the cut at 2 (bottleneck 0.7 s + 0.15
+ * s) does, though its latency is higher than the infeasible plan's. Cut placement must still
+ * take it: an infeasible plan is never the better one, whatever its latency. */
+Test(io, a_feasible_cut_beats_a_faster_infeasible_one)
+{
+    inst in;
+    memset(&in, 0, sizeof in);
+    in.n = 3;
+    in.cl.n_devices = 2;
+    in.cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
+    in.cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
+    in.cl.links[0][1] = in.cl.links[1][0] = (hs_link){ 1e15, 0 };
+    const double t[2][3] = { { 0.05, 0.65, 5 }, { 5, 0.3, 0.3 } };
+    memcpy(in.node_time, t, sizeof t);
+    const double cut[] = { 10, 1.125e6, 0.375e6, 10 };
+    memcpy(in.cut, cut, sizeof cut);
+    in.io[1] = 4e-7;
+    in.c.rate = 1;
+    inst_bind(&in);
+    for (int o = HS_OBJ_LATENCY; o <= HS_OBJ_THROUGHPUT; o++) {
+        hs_plan p;
+        hs_error err = { 0 };
+        cr_assert_eq(hs_solve(&in.p, (hs_objective)o, &in.c, &p, &err), HS_OK, "%s: %s",
+                     hs_objective_name((hs_objective)o), err.msg);
+        cr_assert_eq(p.n_stages, 2);
+        cr_expect_eq(p.stages[1].first, 2, "%s: cut at %d", hs_objective_name((hs_objective)o),
+                     p.stages[1].first);
+        cr_expect(p.sustainable);
+    }
 }
 
 /* hs_plan_evaluate prices io as the reference does, on random plans of random instances. */
@@ -1824,8 +1858,14 @@ Test(io, evaluate)
             p.n_stages = random_plan(&r, &in, p.stages);
             ref_eval e = ref_evaluate(&in, &in.c, p.stages, p.n_stages);
             hs_error err = { 0 };
-            if (e.valid && hs_plan_evaluate(&in.p, &in.c, &p, &err) == HS_OK)
+            hs_status st = hs_plan_evaluate(&in.p, &in.c, &p, &err);
+            if (e.valid != (st == HS_OK)) {
+                fail_at(&t, &in, "status %d \"%s\"; the reference says valid %d", st, err.msg,
+                        e.valid);
+                ok = false;
+            } else if (e.valid) {
                 ok = compare_figures(&t, &in, &in.c, &p, &e) && ok;
+            }
         }
         t.instances++;
         t.agree += ok;

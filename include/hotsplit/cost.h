@@ -13,7 +13,7 @@
  * uses that profile with speed 1. The correction factor starts at 1 and follows measured stage
  * times online (hs_cost_observe), so the solver learns a device's real speed. Moving bytes
  * costs a device CPU too (hs_problem.io_s_per_byte): the profile's io cost / speed, or its own
- * profile's; compute corrections do not apply to it.
+ * profile's (the reference's when its own has none); compute corrections do not apply to it.
  */
 #ifndef HOTSPLIT_COST_H
 #define HOTSPLIT_COST_H
