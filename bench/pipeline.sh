@@ -91,6 +91,8 @@ pipeline_rounds() {
     read -r _ ONE TWO < <(grep "^rates " "$tmp/rounds.out")
     read -r _ MACHINE[0] _ MACHINE[1] _ MACHINE[2] < <(grep "^machine " "$tmp/rounds.out") || true
     read -r _ KEPT[0] _ KEPT[1] _ KEPT[2] < <(grep "^kept " "$tmp/rounds.out") || true
+    MACHINE=("${MACHINE[0]:-nan}" "${MACHINE[1]:-nan}" "${MACHINE[2]:-nan}")
+    KEPT=("${KEPT[0]:-nan}" "${KEPT[1]:-nan}" "${KEPT[2]:-nan}")
     tail -n +2 "$tmp/rounds.csv" | sed "s/^/$name,$way,/" >>"$out/pipeline_rounds.csv"
   else
     echo "pipeline: bench_pipeline ($way) failed on $name:" >&2
