@@ -47,6 +47,7 @@
 #define PREPARE_TIMEOUT_S 3.0
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
+#define OUTSIDE_ALPHA 0.05   /* weight of each admitted request in the share from outside */
 #define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
                                 the same better plan is found twice running */
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
@@ -127,6 +128,9 @@ struct hs_coordinator {
     uint32_t neighbour[2 * HS_MAX_DEVICES];
     double mix_share, mix_acc, mix_backoff_until;
     bool pending_mix;        /* the pending plan is a neighbour, not to replace current */
+    /* Share of the requests that came over the network (recent ones weigh most): the source
+     * receives their inputs and sends their results, which the plan prices as its io. */
+    double outside_share;
     int pending_neighbour;
     double pending_share;
     bool ready[HS_MAX_DEVICES];
@@ -336,13 +340,24 @@ static bool random_plan(hs_coordinator *c, const hs_problem *p, hs_plan *out)
     return false;
 }
 
+/* The cost model's problem as of now: its arrays, with the bytes the source exchanges with
+ * clients outside this process (inputs in, results out) for the share of requests that came
+ * over the network. */
+static hs_status cost_problem(hs_coordinator *c, hs_problem *p, hs_error *err)
+{
+    hs_status st = hs_cost_problem(c->costs, p, err);
+    if (st == HS_OK)
+        p->outside_bytes = c->outside_share * (p->cut_bytes[0] + p->cut_bytes[p->n_nodes]);
+    return st;
+}
+
 /* Decides the next plan; false if no plan is possible now (err says why). */
 static bool choose_plan(hs_coordinator *c, bool random, hs_plan *out, hs_error *err)
 {
     hs_cluster live;
     live_cluster(c, &live);
     hs_problem p;
-    if (hs_cost_problem(c->costs, &p, err) != HS_OK)
+    if (cost_problem(c, &p, err) != HS_OK)
         return false;
     p.cluster = &live; /* same arrays, today's membership */
     if (c->pinned) {
@@ -829,6 +844,9 @@ static bool on_submit(hs_coordinator *c, const char *peer, hs_msg *m, double now
         reply(c, peer, m->request_id, HS_ERR_NOMEM, "coordinator out of memory", NULL);
         return false;
     }
+    /* inproc (a client in this process) carries no peer address; TCP and IPC do */
+    bool outside = m->n_frames > 0 && zmq_msg_gets(&m->frames[0], "Peer-Address") != NULL;
+    c->outside_share += OUTSIDE_ALPHA * ((outside ? 1.0 : 0.0) - c->outside_share);
     k->msg = m; /* the received message itself, frames and all: no copy */
     atomic_init(&k->refs, 1);
     c->in = fresh;
@@ -1006,7 +1024,7 @@ static void refine(hs_coordinator *c, double now)
     hs_problem p;
     hs_error err;
     hs_plan now_plan, best;
-    if (!cur || hs_cost_problem(c->costs, &p, &err) != HS_OK)
+    if (!cur || cost_problem(c, &p, &err) != HS_OK)
         return;
     live_cluster(c, &live);
     p.cluster = &live;
@@ -1251,6 +1269,7 @@ static void publish(hs_coordinator *c, bool run_over)
     c->stats.settled = c->current && !c->pending && !c->replan_wanted;
     c->stats.mix_epoch = c->mix;
     c->stats.mix_share = c->mix ? c->mix_share : 0;
+    c->stats.outside_share = c->outside_share;
     /* Only this thread writes shared, so reading it here needs no lock. Both copies start
      * zeroed (calloc) and are only ever assigned, so their padding compares equal. */
     if (!run_over && memcmp(&c->stats, &c->shared, sizeof c->stats) == 0)

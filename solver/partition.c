@@ -160,6 +160,8 @@ static double stage_io_bytes(const hs_problem *p, const hs_plan *plan, int s)
         bytes += p->cut_bytes[n];
     if (d == sink && last != sink)
         bytes += p->cut_bytes[n];
+    if (s == 0)
+        bytes += p->outside_bytes;
     return bytes;
 }
 
@@ -2676,6 +2678,9 @@ static hs_status check_problem(const hs_problem *p, const hs_constraints *k, hs_
         sets += choose;
         choose = choose * (D - 1 - i) / (i + 1);
     }
+    if (!(p->outside_bytes >= 0) || !isfinite(p->outside_bytes))
+        return hs_error_set(err, HS_ERR_INVALID, "bytes exchanged with outside clients must be "
+                             "finite and not negative");
     for (int d = 0; p->io_s_per_byte && d < D; d++)
         if (!(p->io_s_per_byte[d] >= 0) || !isfinite(p->io_s_per_byte[d]))
             return hs_error_set(err, HS_ERR_INVALID, "device %s: io cost per byte must be "
@@ -2751,11 +2756,26 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k,
         return st;
     if (out->n_stages && has_io_cost(p)) {
         place_cuts(p, o, k, out);
-        /* io only makes splitting dearer: the source alone may now be best */
-        hs_plan alone = {.n_stages = 1, .stages = {{p->cluster->source, 0, p->n_nodes}}};
-        hs_error ignored;
-        if (hs_plan_evaluate(p, k, &alone, &ignored) == HS_OK && better(p, k, o, &alone, out))
-            *out = alone;
+        /* io changes which chains are best: also every plan of one or two stages (the
+         * source alone, or with one more device at its best cut) */
+        const int src = p->cluster->source;
+        for (int e = -1; e < (k->max_stages == 1 ? 0 : p->cluster->n_devices); e++) {
+            if (e == src)
+                continue;
+            hs_plan short_plan = {.n_stages = 1, .stages = {{src, 0, p->n_nodes}}};
+            if (e >= 0) {
+                short_plan.n_stages = 2;
+                short_plan.stages[0].last = p->n_nodes - 1;
+                short_plan.stages[1] = (hs_stage){e, p->n_nodes - 1, p->n_nodes};
+            }
+            hs_error ignored;
+            if (hs_plan_evaluate(p, k, &short_plan, &ignored) != HS_OK)
+                continue;
+            if (e >= 0)
+                place_cuts(p, o, k, &short_plan);
+            if (better(p, k, o, &short_plan, out))
+                *out = short_plan;
+        }
         if (hs_plan_score(p, k, o, out) == INFINITY) {
             out->n_stages = 0;
             return hs_error_set(err, HS_ERR_INFEASIBLE, "no feasible plan: once moving bytes "

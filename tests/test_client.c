@@ -8,6 +8,7 @@
  */
 #define _DEFAULT_SOURCE /* usleep */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -155,6 +156,12 @@ Test(client, copying_and_zero_copy_submits_are_answered_once_each)
     }
     hs_result extra;
     cr_assert_neq(hs_client_receive(c, 200, &extra, &err), HS_OK, "a fourth answer came");
+    /* all three came over TCP: the source's io for them is priced */
+    hs_coordinator_stats st;
+    hs_coordinator_get_stats(coord, &st);
+    double want = 1 - pow(1 - 0.05, 3);
+    cr_expect(fabs(st.outside_share - want) < 1e-9, "outside share %g, want %g",
+              st.outside_share, want);
     hs_client_free(c);
     cr_assert_eq(atomic_load(&released), 2, "release ran %d times for 2 zero-copy submits",
                  atomic_load(&released));
@@ -202,6 +209,9 @@ Test(in_process, inputs_reach_the_coordinator_without_a_copy)
     cr_assert_eq(hs_client_receive(c, 10000, &r, &err), HS_OK, "%s", err.msg);
     cr_assert_eq(r.request_id, id);
     check_answer(&r, x);
+    hs_coordinator_stats st; /* handed over in memory: nothing to receive over a network */
+    hs_coordinator_get_stats(coord, &st);
+    cr_expect_eq(st.outside_share, 0.0);
     for (int t = 0; t < 500 && atomic_load(&released) == 0; t++)
         usleep(10 * 1000); /* the coordinator lets go of the input as it answers */
     cr_assert_eq(atomic_load(&released), 1);

@@ -89,6 +89,9 @@ typedef struct hs_coordinator_stats {
     uint32_t mix_epoch;          /* plan mixing: the neighbouring plan mixed in now (0: none) */
     double mix_share;            /* ... and the share of new requests it takes */
     uint64_t mixed;              /* requests admitted to a mixed-in plan so far */
+    double outside_share;        /* share of recent requests that came over the network, not
+                                    from a client in this process: the plan prices the source's
+                                    io for their inputs and results (hs_problem.outside_bytes) */
 } hs_coordinator_stats;
 /* A snapshot as of the coordinator loop's last turn; safe from any thread while run() serves. */
 void hs_coordinator_get_stats(hs_coordinator *c, hs_coordinator_stats *out);

@@ -19,7 +19,8 @@
  *                  CPU its device spends moving bytes (io_s_per_byte): the cut it receives,
  *                  the cut or the delivery it sends, and the delivery when it is the sink (so
  *                  an empty stage 0 pays for forwarding the input; a sink that runs no stage
- *                  is charged no io, as it holds no stage of the pipeline);
+ *                  is charged no io, as it holds no stage of the pipeline); stage 0, on the
+ *                  source, also pays io for outside_bytes;
  *   transfer time  link latency + bytes * 8 / bandwidth; its *service* time is bytes * 8 /
  *                  bandwidth alone (propagation does not occupy the link);
  *   latency        sum of stage and transfer times (one request through an empty pipeline);
@@ -126,6 +127,10 @@ typedef struct hs_problem {
     const double *live_bytes;   /* [n_nodes]: activation bytes live while node i runs */
     const double *io_s_per_byte; /* [n_devices]: CPU seconds device d spends per byte it
                                     sends or receives (copies, the network stack); NULL: none */
+    double outside_bytes;       /* per request, bytes the source exchanges with clients
+                                   outside the cluster (inputs in, results out: a coordinator
+                                   sets the share of its requests that come over the network);
+                                   0: requests start on the source itself */
 } hs_problem;
 
 typedef enum hs_objective {
@@ -199,10 +204,10 @@ double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, doub
  * all 0); the complexity of each objective is stated in solver/partition.c. With io costs the
  * search prices stages without them (a stage's cost must be a difference of prefix sums), then
  * moves each cut of its plan to its best place under the full model, one cut at a time, until
- * none moves, and keeps the better of that and the whole model on the source: for a 2-stage
- * plan exact over every cut of its chain, so exact on two devices when the sink is the source;
- * with more stages a local optimum (no single cut can move to improve it); never over other
- * chains; never worse than the plan found
+ * none moves, and compares it with every plan of one or two stages (the source alone, or with
+ * one more device at its best cut): exact over the plans of at most two stages, so exact on
+ * two devices; with more stages a local optimum of the chain the search found (no single cut
+ * can move to improve it); never worse than the plan found
  * without io, priced with it (when that plan is infeasible with io and no cut it moves
  * helps: HS_ERR_INFEASIBLE). When no plan satisfies the constraints, returns HS_ERR_INFEASIBLE with
  * "no feasible plan: <the binding constraint>". Requires c->rate > 0 for lifetime and
