@@ -1751,6 +1751,18 @@ Test(mix, refuses_what_does_not_help_or_differs)
 
 /* ---- io costs: what moving bytes costs a device's CPU ------------------------------------ */
 
+/* An empty instance of n nodes on two devices a (the source and sink) and b, equal, with
+ * ample memory and a link of the given bandwidth both ways, without latency. */
+static void two_equal_devices(inst *in, int n, double bandwidth_bps)
+{
+    memset(in, 0, sizeof *in);
+    in->n = n;
+    in->cl.n_devices = 2;
+    in->cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
+    in->cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
+    in->cl.links[0][1] = in->cl.links[1][0] = (hs_link){ bandwidth_bps, 0 };
+}
+
 /* Gives every device an io cost of about one node's time per average cut, times a factor in
  * [0.1, 3]: enough to move cuts, not so much that nothing splits. */
 static void add_io_costs(inst *in, rng *r)
@@ -1774,12 +1786,7 @@ static void add_io_costs(inst *in, rng *r)
 Test(io, moves_the_cut_off_a_big_tensor)
 {
     inst in;
-    memset(&in, 0, sizeof in);
-    in.n = 4;
-    in.cl.n_devices = 2;
-    in.cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.links[0][1] = in.cl.links[1][0] = (hs_link){ 1e12, 0 };
+    two_equal_devices(&in, 4, 1e12);
     for (int i = 0; i < 8; i++)
         in.node_time[i] = 0.001;
     const double cut[] = { 100, 100, 10000, 100, 100 };
@@ -1822,12 +1829,7 @@ Test(io, moves_the_cut_off_a_big_tensor)
 Test(io, a_feasible_cut_beats_a_faster_infeasible_one)
 {
     inst in;
-    memset(&in, 0, sizeof in);
-    in.n = 3;
-    in.cl.n_devices = 2;
-    in.cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.links[0][1] = in.cl.links[1][0] = (hs_link){ 1e15, 0 };
+    two_equal_devices(&in, 3, 1e15);
     const double t[2][3] = { { 0.05, 0.65, 5 }, { 5, 0.3, 0.3 } };
     memcpy(in.node_time, t, sizeof t);
     const double cut[] = { 10, 1.125e6, 0.375e6, 10 };
@@ -1854,12 +1856,7 @@ Test(io, a_feasible_cut_beats_a_faster_infeasible_one)
 Test(io, outside_clients_load_the_source)
 {
     inst in;
-    memset(&in, 0, sizeof in);
-    in.n = 4;
-    in.cl.n_devices = 2;
-    in.cl.devices[0] = (hs_device){ .name = "a", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.devices[1] = (hs_device){ .name = "b", .speed = 1, .memory_bytes = 1e9 };
-    in.cl.links[0][1] = in.cl.links[1][0] = (hs_link){ 1e12, 0 };
+    two_equal_devices(&in, 4, 1e12);
     for (int i = 0; i < 8; i++)
         in.node_time[i] = 0.001;
     for (int k = 0; k <= 4; k++)
@@ -1915,9 +1912,8 @@ Test(io, evaluate)
 }
 
 /* hs_solve with io costs, for throughput and latency: on two devices, the brute-force
- * optimum; on any instance, a valid plan whose figures are the
- * reference's, never better than the optimum and never worse than the plan the search finds
- * without io, priced with it. */
+ * optimum; on any instance, a valid plan whose figures are the reference's, never better than
+ * the optimum and never worse than the plan the search finds without io, priced with it. */
 static void solve_with_io(hs_objective o, uint64_t base)
 {
     seeds sd = seeds_for(base);
