@@ -128,11 +128,11 @@ struct hs_coordinator {
     uint32_t neighbour[2 * HS_MAX_DEVICES];
     double mix_share, mix_acc, mix_backoff_until;
     bool pending_mix;        /* the pending plan is a neighbour, not to replace current */
+    int pending_neighbour;
+    double pending_share;
     /* Share of the requests that came over the network (recent ones weigh most): the source
      * receives their inputs and sends their results, which the plan prices as its io. */
     double outside_share;
-    int pending_neighbour;
-    double pending_share;
     bool ready[HS_MAX_DEVICES];
     double pending_since, next_swap, next_probe, next_refine, loss_at;
     /* --verbose status: measured stage time per device since the last status line */
@@ -960,12 +960,6 @@ static void on_monitor(hs_coordinator *c, double now)
     }
 }
 
-/* Stage times measured by the workers have been moving the cost model's correction factors
- * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
- * the corrected costs, in two checks in a row, switch: a device slower than its profile said
- * (a source that also runs this coordinator, say) gets a shorter stage. The margin, the
- * confirmation and the period keep noise from making the plan flap, while a steady imbalance
- * of a few percent (a pipeline's throughput lost outright) is still corrected. */
 /* The plan stays: for throughput, look at its neighbours (one cut moved by one node) and mix
  * in the one whose mix lowers the predicted bottleneck most, by MIX_GAIN at least, with the
  * share hs_plan_mix finds under the corrected costs. A neighbour is prepared (a new epoch) the
@@ -1017,6 +1011,12 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
           1 / best, c->pending);
 }
 
+/* Stage times measured by the workers have been moving the cost model's correction factors
+ * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
+ * the corrected costs, in two checks in a row, switch: a device slower than its profile said
+ * (a source that also runs this coordinator, say) gets a shorter stage. The margin, the
+ * confirmation and the period keep noise from making the plan flap, while a steady imbalance
+ * of a few percent (a pipeline's throughput lost outright) is still corrected. */
 static void refine(hs_coordinator *c, double now)
 {
     epoch_rec *cur = epoch_find(c, c->current);
