@@ -2739,6 +2739,41 @@ static void place_cuts(const hs_problem *p, hs_objective o, const hs_constraints
     }
 }
 
+/* With io costs, hs_solve's search found *out pricing compute only: moves its cuts to their
+ * best places under the full model, and compares it with every plan of one or two stages (the
+ * source alone, or with one more device at its best cut), since io changes which chains are
+ * best. HS_ERR_INFEASIBLE (out->n_stages = 0) when none of them scores. */
+static hs_status price_io(const hs_problem *p, hs_objective o, const hs_constraints *k,
+                          hs_plan *out, hs_error *err)
+{
+    place_cuts(p, o, k, out);
+    const int src = p->cluster->source;
+    for (int e = -1; e < (k->max_stages == 1 ? 0 : p->cluster->n_devices); e++) {
+        if (e == src)
+            continue;
+        hs_plan short_plan = {.n_stages = 1, .stages = {{src, 0, p->n_nodes}}};
+        if (e >= 0) {
+            short_plan.n_stages = 2;
+            short_plan.stages[0].last = p->n_nodes - 1;
+            short_plan.stages[1] = (hs_stage){e, p->n_nodes - 1, p->n_nodes};
+        }
+        hs_error ignored;
+        if (hs_plan_evaluate(p, k, &short_plan, &ignored) != HS_OK)
+            continue;
+        if (e >= 0)
+            place_cuts(p, o, k, &short_plan);
+        if (better(p, k, o, &short_plan, out))
+            *out = short_plan;
+    }
+    if (hs_plan_score(p, k, o, out) < INFINITY)
+        return HS_OK;
+    out->n_stages = 0;
+    return hs_error_set(err, HS_ERR_INFEASIBLE, "no feasible plan: once moving bytes costs CPU "
+                         "(io), the best plan found %s", !out->sustainable
+                         ? "does not sustain the arrival rate"
+                         : "does not meet the latency bound");
+}
+
 hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k, hs_plan *out,
                    hs_error *err)
 {
@@ -2754,36 +2789,8 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *k,
     relax none = {0};
     if ((st = best_plan(p, o, k, &none, out, err)) != HS_OK)
         return st;
-    if (out->n_stages && has_io_cost(p)) {
-        place_cuts(p, o, k, out);
-        /* io changes which chains are best: also every plan of one or two stages (the
-         * source alone, or with one more device at its best cut) */
-        const int src = p->cluster->source;
-        for (int e = -1; e < (k->max_stages == 1 ? 0 : p->cluster->n_devices); e++) {
-            if (e == src)
-                continue;
-            hs_plan short_plan = {.n_stages = 1, .stages = {{src, 0, p->n_nodes}}};
-            if (e >= 0) {
-                short_plan.n_stages = 2;
-                short_plan.stages[0].last = p->n_nodes - 1;
-                short_plan.stages[1] = (hs_stage){e, p->n_nodes - 1, p->n_nodes};
-            }
-            hs_error ignored;
-            if (hs_plan_evaluate(p, k, &short_plan, &ignored) != HS_OK)
-                continue;
-            if (e >= 0)
-                place_cuts(p, o, k, &short_plan);
-            if (better(p, k, o, &short_plan, out))
-                *out = short_plan;
-        }
-        if (hs_plan_score(p, k, o, out) == INFINITY) {
-            out->n_stages = 0;
-            return hs_error_set(err, HS_ERR_INFEASIBLE, "no feasible plan: once moving bytes "
-                                 "costs CPU (io), the best plan found %s", !out->sustainable
-                                 ? "does not sustain the arrival rate"
-                                 : "does not meet the latency bound");
-        }
-    }
+    if (out->n_stages && has_io_cost(p) && (st = price_io(p, o, k, out, err)) != HS_OK)
+        return st;
     return out->n_stages ? HS_OK : explain_infeasible(p, o, k, err);
 }
 
