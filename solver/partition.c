@@ -2752,10 +2752,10 @@ static hs_status price_io(const hs_problem *p, hs_objective o, const hs_constrai
         if (e == src)
             continue;
         hs_plan short_plan = {.n_stages = 1, .stages = {{src, 0, p->n_nodes}}};
-        if (e >= 0) {
+        if (e >= 0) { /* from an empty stage 0: valid even when the source may not compute */
             short_plan.n_stages = 2;
-            short_plan.stages[0].last = p->n_nodes - 1;
-            short_plan.stages[1] = (hs_stage){e, p->n_nodes - 1, p->n_nodes};
+            short_plan.stages[0].last = 0;
+            short_plan.stages[1] = (hs_stage){e, 0, p->n_nodes};
         }
         hs_error ignored;
         if (hs_plan_evaluate(p, k, &short_plan, &ignored) != HS_OK)

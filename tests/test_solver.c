@@ -1990,3 +1990,36 @@ Test(io, solve_latency)
 {
     solve_with_io(HS_OBJ_LATENCY, 7200000);
 }
+
+/* An excluded source (a) forwards the input and receives the results. Without io the best plan
+ * pipelines the two nodes over b and c (1 ms each); the 1 MB cut between them costs 10 ms of io
+ * on each side, so one device running both nodes (2 ms plus 2 us) is far better. That 2-stage
+ * plan starts with an empty stage 0 on a, and the search must reach it from there. */
+Test(io, two_stage_plans_from_an_excluded_source)
+{
+    inst in;
+    memset(&in, 0, sizeof in);
+    in.n = 2;
+    in.cl.n_devices = 3;
+    const char *names[] = { "a", "b", "c" };
+    for (int d = 0; d < 3; d++) {
+        in.cl.devices[d] = (hs_device){ .speed = 1, .memory_bytes = 1e9 };
+        snprintf(in.cl.devices[d].name, sizeof in.cl.devices[d].name, "%s", names[d]);
+        for (int e = 0; e < 3; e++)
+            if (e != d)
+                in.cl.links[d][e] = (hs_link){ 1e12, 0 };
+        in.io[d] = 1e-8;
+    }
+    in.cl.devices[0].excluded = true;
+    for (int i = 0; i < 6; i++)
+        in.node_time[i] = 0.001;
+    const double cut[] = { 100, 1e6, 100 };
+    memcpy(in.cut, cut, sizeof cut);
+    inst_bind(&in);
+    hs_plan p;
+    hs_error err;
+    cr_assert_eq(hs_solve(&in.p, HS_OBJ_THROUGHPUT, &in.c, &p, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(p.n_stages, 2, "%d stages, bottleneck %g s", p.n_stages, p.bottleneck_s);
+    cr_expect(p.stages[0].first == 0 && p.stages[0].last == 0);
+    assert_close(p.bottleneck_s, 0.002 + 200 * 1e-8);
+}
