@@ -247,12 +247,13 @@ static void print_median(const char *name, double *v, int n)
     printf("%s %.3f lo %.3f hi %.3f\n", name, median(v, n), lo, hi);
 }
 
-/* Warms the set-ups up (sets[2], the second 1-device one, only when pair), then runs the
- * alternating rounds; prints each, the median rates and the median ratios with their
- * confidence intervals; writes csv if given. Returns the exit status. */
-static int measure(setup sets[3], bool pair, const checker *ck, int rounds, double seconds,
+/* Warms the set-ups up (sets[2], the second 1-device one, only when it has an endpoint:
+ * --pair-at), then runs the alternating rounds; prints each, the median rates and the median
+ * ratios with their confidence intervals; writes csv if given. Returns the exit status. */
+static int measure(setup sets[3], const checker *ck, int rounds, double seconds,
                    int concurrency, const char *csv)
 {
+    const bool pair = sets[2].endpoint != NULL;
     printf("%d rounds of %g s per set-up, %d in flight, %s%s\n", rounds, seconds, concurrency,
            sets[0].co ? "source embedded (in-process client, no copy)"
                       : "client over TCP (this process)",
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
     int rc = 1;
     if (over_tcp) {
         if (make_checker(model, &ck) == 0)
-            rc = measure(sets, pair_at != NULL, &ck, rounds, seconds, concurrency, csv);
+            rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
         free_checker(&ck);
         return rc;
     }
@@ -401,7 +402,7 @@ int main(int argc, char **argv)
         started++;
     }
     if (started == 2 && wait_for_worker(&sets[1], listen))
-        rc = measure(sets, false, &ck, rounds, seconds, concurrency, csv);
+        rc = measure(sets, &ck, rounds, seconds, concurrency, csv);
     /* Also on failure: a coordinator that is freed sends its worker a BYE, so the worker the
      * caller started does not outlive this process. */
     for (int i = 0; i < started; i++) {
