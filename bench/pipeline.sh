@@ -28,8 +28,9 @@
 #
 # Usage: bench/pipeline.sh [BUILD_DIR] [OUT_DIR]    (writes pipeline.csv/.json/.png and every
 #        round in pipeline_rounds.csv). HS_BENCH_ROUNDS (default 25) rounds of HS_BENCH_SECONDS
-#        (default 1.5) seconds per set-up and way; HS_BENCH_MODELS overrides the model list;
-#        HS_BENCH_SPIN_US (default 0) is every device's --spin-us.
+#        (default 1.5) seconds per set-up and way, with HS_BENCH_CONCURRENCY (default 4)
+#        requests in flight; HS_BENCH_MODELS overrides the model list; HS_BENCH_SPIN_US
+#        (default 0) is every device's --spin-us.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -38,6 +39,7 @@ hs=$build/cli/hotsplit
 models=$build/models
 rounds=${HS_BENCH_ROUNDS:-25}
 seconds=${HS_BENCH_SECONDS:-1.5}
+concurrency=${HS_BENCH_CONCURRENCY:-4}
 model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
 spin=(--spin-us "${HS_BENCH_SPIN_US:-0}")
 mkdir -p "$out" "$models"
@@ -79,8 +81,9 @@ start_cluster() {
 pipeline_rounds() {
   local way=$1 name=$2 model=$3 log=$tmp/$1.$2.log
   shift 3
+  : >"$tmp/rounds.out" # before tail -f opens it: the child's redirection may come later
   "$build/bench/bench_pipeline" "$model" "$@" --rounds "$rounds" --seconds "$seconds" \
-    --csv "$tmp/rounds.csv" >"$tmp/rounds.out" 2>"$log" &
+    --concurrency "$concurrency" --csv "$tmp/rounds.csv" >"$tmp/rounds.out" 2>"$log" &
   local bench_pid=$!
   pids+=($bench_pid)
   tail -f --pid=$bench_pid "$tmp/rounds.out" | { grep --line-buffered "^round" || true; } |
@@ -120,7 +123,7 @@ echo "model,way,round,one_worker_rps,two_stage_rps,ratio,pair_rps,machine,kept" 
   >"$out/pipeline_rounds.csv"
 echo "model,one_worker_rps,two_stage_rps,ratio,ratio_lo,ratio_hi,machine,machine_lo,machine_hi,"\
 "kept,kept_lo,kept_hi,embedded_ratio,embedded_lo,embedded_hi,limit,limit_lo,limit_hi,copies,"\
-"balance,cut,embedded_cut,rounds,seconds,spin_us" >"$out/pipeline.csv"
+"balance,cut,embedded_cut,rounds,seconds,concurrency,spin_us" >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
   [ -f "$model" ] || "$hs" zoo "$name" -o "$model" >/dev/null
@@ -178,7 +181,7 @@ for name in $model_list; do
   echo "$name,$one,$two,${tcp[0]},${tcp[1]},${tcp[2]},${machine[0]},${machine[1]},"\
 "${machine[2]},${kept[0]},${kept[1]},${kept[2]},${embedded[0]},${embedded[1]},"\
 "${embedded[2]},${limit[0]},${limit[1]},${limit[2]},$copies,$balance,${cut:-},${embedded_cut:-},"\
-"$rounds,$seconds,${spin[1]}" >>"$out/pipeline.csv"
+"$rounds,$seconds,$concurrency,${spin[1]}" >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys
