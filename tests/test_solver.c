@@ -1276,18 +1276,24 @@ Test(hand, max_stages_delivery)
                  "written past the end of transfer_s[HS_MAX_DEVICES]", p.transfer_bytes[0]);
 }
 
-Test(random, evaluate_and_score)
+static void add_io_costs(inst *in, rng *r);
+
+/* hs_plan_evaluate and hs_plan_score against the reference on random plans of random
+ * instances, each instance with random io costs if with_io. */
+static void evaluate_random(uint64_t base, bool with_io)
 {
-    seeds sd = seeds_for(1000000);
-    tally t = { "evaluate", 0, 0, 0, 0 };
-    tally ts = { "score", 0, 0, 0, 0 };
+    seeds sd = seeds_for(base);
+    tally t = { with_io ? "evaluate with io" : "evaluate", 0, 0, 0, 0 };
+    tally ts = { with_io ? "score with io" : "score", 0, 0, 0, 0 };
     int n_plans = 0, n_invalid = 0;
     for (int k = 0; k < sd.count; k++) {
         inst in;
         gen_instance(sd.first + (uint64_t)k, &(gen_opts){ false }, &in);
         if (sd.verbose)
             inst_print(&in, stderr);
-        rng r = { in.seed ^ 0xabcdef };
+        rng r = { in.seed ^ (with_io ? 0x10c0575 : 0xabcdef) };
+        if (with_io)
+            add_io_costs(&in, &r);
         bool ok = true, ok_score = true;
         for (int j = 0; j < 20; j++) {
             hs_plan p = { 0 };
@@ -1328,9 +1334,14 @@ Test(random, evaluate_and_score)
         t.instances++, ts.instances++;
         t.agree += ok, ts.agree += ok_score;
     }
-    fprintf(stderr, "evaluate: %d plans, %d of them invalid\n", n_plans, n_invalid);
+    fprintf(stderr, "%s: %d plans, %d of them invalid\n", t.what, n_plans, n_invalid);
     tally_end(&ts);
     tally_end(&t);
+}
+
+Test(random, evaluate_and_score)
+{
+    evaluate_random(1000000, false);
 }
 
 /* ---- random: hs_solve ------------------------------------------------------------------- */
@@ -1880,35 +1891,10 @@ Test(io, outside_clients_load_the_source)
     cr_expect(strstr(err.msg, "outside") != NULL, "%s", err.msg);
 }
 
-/* hs_plan_evaluate prices io as the reference does, on random plans of random instances. */
+/* hs_plan_evaluate and hs_plan_score price io as the reference does. */
 Test(io, evaluate)
 {
-    seeds sd = seeds_for(7000000);
-    tally t = { "evaluate with io", 0, 0, 0, 0 };
-    for (int k = 0; k < sd.count; k++) {
-        inst in;
-        gen_instance(sd.first + (uint64_t)k, &(gen_opts){ false }, &in);
-        rng r = { in.seed ^ 0x10c0575 };
-        add_io_costs(&in, &r);
-        bool ok = true;
-        for (int j = 0; j < 20; j++) {
-            hs_plan p = { 0 };
-            p.n_stages = random_plan(&r, &in, p.stages);
-            ref_eval e = ref_evaluate(&in, &in.c, p.stages, p.n_stages);
-            hs_error err = { 0 };
-            hs_status st = hs_plan_evaluate(&in.p, &in.c, &p, &err);
-            if (e.valid != (st == HS_OK)) {
-                fail_at(&t, &in, "status %d \"%s\"; the reference says valid %d", st, err.msg,
-                        e.valid);
-                ok = false;
-            } else if (e.valid) {
-                ok = compare_figures(&t, &in, &in.c, &p, &e) && ok;
-            }
-        }
-        t.instances++;
-        t.agree += ok;
-    }
-    tally_end(&t);
+    evaluate_random(7000000, true);
 }
 
 /* hs_solve with io costs, for throughput and latency: on two devices, the brute-force
