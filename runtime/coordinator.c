@@ -49,7 +49,8 @@
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
 #define OUTSIDE_ALPHA 0.05   /* weight of each admitted request in the share from outside */
 #define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
-                                the same better plan is found twice running */
+                                the next check finds the same better plan, */
+#define REFINE_BIG_GAIN 0.10 /* ... or still finds this much gain in the plan it found */
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
 #define MIX_BACKOFF_S 10.0   /* no mixing this long after a neighbour failed to prepare */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
@@ -1011,12 +1012,24 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
           1 / best, c->pending);
 }
 
+/* Whether a plan scoring `score` beats the current plan's `was` by the fraction `gain`. A
+ * current plan that no longer meets the constraints scores infinity: any feasible one beats
+ * it. */
+static bool beats(double score, double was, double gain)
+{
+    return isfinite(was) ? score < was - gain * fabs(was) : isfinite(score);
+}
+
 /* Stage times measured by the workers have been moving the cost model's correction factors
  * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
- * the corrected costs, in two checks in a row, switch: a device slower than its profile said
- * (a source that also runs this coordinator, say) gets a shorter stage. The margin, the
- * confirmation and the period keep noise from making the plan flap, while a steady imbalance
- * of a few percent (a pipeline's throughput lost outright) is still corrected. */
+ * the corrected costs, and the next check, on newer measurements, confirms it, switch: a
+ * device slower than its profile said (a source that also runs this coordinator, say) gets a
+ * shorter stage. The margin, the confirmation and the period keep noise from making the plan
+ * flap, while a steady imbalance of a few percent (a pipeline's throughput lost outright) is
+ * still corrected. A small gain is confirmed by the solver finding the same stages again; a
+ * big one by the earlier plan still beating the current one by REFINE_BIG_GAIN: on a busy
+ * machine the measured times move enough between checks for the best cut to move a node or
+ * two, which must not hold up a move that gains far more than that. */
 static void refine(hs_coordinator *c, double now)
 {
     epoch_rec *cur = epoch_find(c, c->current);
@@ -1040,22 +1053,26 @@ static void refine(hs_coordinator *c, double now)
         best = now_plan;
     }
     double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
-    /* A current plan that no longer meets the constraints scores infinity: any feasible one
-     * beats it. */
-    bool better = isfinite(was) ? will < was - REFINE_GAIN * fabs(was) : isfinite(will);
-    if (same_stages(&now_plan, &best) || !better) {
+    if (same_stages(&now_plan, &best) || !beats(will, was, REFINE_GAIN)) {
         c->refine_seen = false;
         refine_mix(c, &p, &now_plan, now);
         return;
     }
-    if (!c->refine_seen || !same_stages(&c->refine_candidate, &best)) {
+    if (c->refine_seen && c->observations == c->candidate_observations)
+        return; /* nothing measured since: the same costs would only repeat themselves */
+    hs_plan earlier = c->refine_candidate;
+    bool confirmed =
+        c->refine_seen &&
+        (same_stages(&earlier, &best) ||
+         (hs_plan_evaluate(&p, &c->o.constraints, &earlier, NULL) == HS_OK &&
+          beats(hs_plan_score(&p, &c->o.constraints, c->o.objective, &earlier), was,
+                REFINE_BIG_GAIN)));
+    if (!confirmed) {
         c->refine_candidate = best; /* confirm it at the next check, on newer measurements */
         c->refine_seen = true;
         c->candidate_observations = c->observations;
         return;
     }
-    if (c->observations == c->candidate_observations)
-        return; /* nothing measured since: the same costs would only repeat themselves */
     c->refine_seen = false;
     logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g",
           hs_objective_name(c->o.objective), was, will);
