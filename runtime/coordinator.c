@@ -47,10 +47,11 @@
 #define PREPARE_TIMEOUT_S 3.0
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
-#define OUTSIDE_ALPHA 0.05   /* weight of each admitted request in the share from outside */
 #define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
                                 the next check finds the same better plan, */
-#define REFINE_BIG_GAIN 0.10 /* ... or still finds this much gain in the plan it found */
+#define REFINE_BIG_GAIN 0.10 /* ... or finds both its own and the last check's this much
+                                better */
+#define OUTSIDE_ALPHA 0.05   /* weight of each admitted request in the share from outside */
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
 #define MIX_BACKOFF_S 10.0   /* no mixing this long after a neighbour failed to prepare */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
@@ -1013,11 +1014,20 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
 }
 
 /* Whether a plan scoring `score` beats the current plan's `was` by the fraction `gain`. A
- * current plan that no longer meets the constraints scores infinity: any feasible one beats
- * it. */
+ * current plan that no longer meets the constraints scores +infinity: any feasible plan beats
+ * it. (A lifetime that never ends scores -infinity, and nothing beats that.) */
 static bool beats(double score, double was, double gain)
 {
-    return isfinite(was) ? score < was - gain * fabs(was) : isfinite(score);
+    return was == INFINITY ? isfinite(score) : score < was - gain * fabs(was);
+}
+
+/* Whether `plan`, a plan found at an earlier check, still beats the current plan's `was` by
+ * `gain` on the costs of p (the live cluster: a plan using a device that left fails here). */
+static bool still_beats(const hs_coordinator *c, const hs_problem *p, hs_plan plan, double was,
+                        double gain)
+{
+    return hs_plan_evaluate(p, &c->o.constraints, &plan, NULL) == HS_OK &&
+           beats(hs_plan_score(p, &c->o.constraints, c->o.objective, &plan), was, gain);
 }
 
 /* Stage times measured by the workers have been moving the cost model's correction factors
@@ -1026,10 +1036,10 @@ static bool beats(double score, double was, double gain)
  * device slower than its profile said (a source that also runs this coordinator, say) gets a
  * shorter stage. The margin, the confirmation and the period keep noise from making the plan
  * flap, while a steady imbalance of a few percent (a pipeline's throughput lost outright) is
- * still corrected. A small gain is confirmed by the solver finding the same stages again; a
- * big one by the earlier plan still beating the current one by REFINE_BIG_GAIN: on a busy
- * machine the measured times move enough between checks for the best cut to move a node or
- * two, which must not hold up a move that gains far more than that. */
+ * still corrected. A small gain is confirmed by the solver finding the same stages again. A
+ * big one is also confirmed when the plans of both checks beat the current one by
+ * REFINE_BIG_GAIN: on a busy machine the measured times move enough between checks for the
+ * best cut to move a node or two, which is worth far less than REFINE_BIG_GAIN. */
 static void refine(hs_coordinator *c, double now)
 {
     epoch_rec *cur = epoch_find(c, c->current);
@@ -1060,13 +1070,12 @@ static void refine(hs_coordinator *c, double now)
     }
     if (c->refine_seen && c->observations == c->candidate_observations)
         return; /* nothing measured since: the same costs would only repeat themselves */
-    hs_plan earlier = c->refine_candidate;
-    bool confirmed =
-        c->refine_seen &&
-        (same_stages(&earlier, &best) ||
-         (hs_plan_evaluate(&p, &c->o.constraints, &earlier, NULL) == HS_OK &&
-          beats(hs_plan_score(&p, &c->o.constraints, c->o.objective, &earlier), was,
-                REFINE_BIG_GAIN)));
+    const char *confirmed = NULL;
+    if (c->refine_seen && same_stages(&c->refine_candidate, &best))
+        confirmed = "found twice";
+    else if (c->refine_seen && beats(will, was, REFINE_BIG_GAIN) &&
+             still_beats(c, &p, c->refine_candidate, was, REFINE_BIG_GAIN))
+        confirmed = "a big gain at both checks";
     if (!confirmed) {
         c->refine_candidate = best; /* confirm it at the next check, on newer measurements */
         c->refine_seen = true;
@@ -1074,8 +1083,8 @@ static void refine(hs_coordinator *c, double now)
         return;
     }
     c->refine_seen = false;
-    logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g",
-          hs_objective_name(c->o.objective), was, will);
+    logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g (%s)",
+          hs_objective_name(c->o.objective), was, will, confirmed);
     propose(c, false);
 }
 
