@@ -1068,14 +1068,16 @@ static void refine(hs_coordinator *c, double now)
         refine_mix(c, &p, &now_plan, now);
         return;
     }
-    if (c->refine_seen && c->observations == c->candidate_observations)
-        return; /* nothing measured since: the same costs would only repeat themselves */
     const char *confirmed = NULL;
-    if (c->refine_seen && same_stages(&c->refine_candidate, &best))
-        confirmed = "found twice";
-    else if (c->refine_seen && beats(will, was, REFINE_BIG_GAIN) &&
-             still_beats(c, &p, c->refine_candidate, was, REFINE_BIG_GAIN))
-        confirmed = "a big gain at both checks";
+    if (c->refine_seen) {
+        if (c->observations == c->candidate_observations)
+            return; /* nothing measured since: the same costs would only repeat themselves */
+        if (same_stages(&c->refine_candidate, &best))
+            confirmed = "found twice";
+        else if (beats(will, was, REFINE_BIG_GAIN) &&
+                 still_beats(c, &p, c->refine_candidate, was, REFINE_BIG_GAIN))
+            confirmed = "a big gain at both checks";
+    }
     if (!confirmed) {
         c->refine_candidate = best; /* confirm it at the next check, on newer measurements */
         c->refine_seen = true;
