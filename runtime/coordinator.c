@@ -47,10 +47,9 @@
 #define PREPARE_TIMEOUT_S 3.0
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
-#define REFINE_GAIN 0.02     /* ... only when the predicted gain is at least this much, and
-                                the next check finds the same better plan, */
-#define REFINE_BIG_GAIN 0.10 /* ... or finds both its own and the last check's this much
-                                better */
+#define REFINE_GAIN 0.02     /* ... by at least this gain, confirmed (hs_replan_check) by the
+                                next check finding the same plan, */
+#define REFINE_BIG_GAIN 0.10 /* ... or both checks' plans gaining this much */
 #define OUTSIDE_ALPHA 0.05   /* weight of each admitted request in the share from outside */
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
 #define MIX_BACKOFF_S 10.0   /* no mixing this long after a neighbour failed to prepare */
@@ -141,8 +140,7 @@ struct hs_coordinator {
     double next_status, status_seconds[HS_MAX_DEVICES];
     uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
-    hs_plan refine_candidate;  /* the better plan the last refine() found, if refine_seen */
-    bool refine_seen;
+    hs_replan refining;        /* refine()'s rule, and its candidate plan */
     uint64_t observations, candidate_observations; /* telemetry reports taken; at candidate */
     unsigned rng;
     /* requests */
@@ -268,17 +266,6 @@ static bool plan_uses(const hs_plan *p, int d)
         if (p->stages[s].device == d)
             return true;
     return false;
-}
-
-static bool same_stages(const hs_plan *a, const hs_plan *b)
-{
-    if (a->n_stages != b->n_stages)
-        return false;
-    for (int s = 0; s < a->n_stages; s++)
-        if (a->stages[s].device != b->stages[s].device ||
-            a->stages[s].first != b->stages[s].first || a->stages[s].last != b->stages[s].last)
-            return false;
-    return true;
 }
 
 /* The cluster as it is now: devices that are not live are excluded. */
@@ -410,7 +397,7 @@ static void propose(hs_coordinator *c, bool random)
     }
     /* The current plan stays when it is the same on the same live processes. */
     epoch_rec *cur = epoch_find(c, c->current);
-    bool unchanged = cur && !c->pending && same_stages(&cur->plan, &plan);
+    bool unchanged = cur && !c->pending && hs_plan_same_stages(&cur->plan, &plan);
     for (int s = 0; unchanged && s < cur->plan.n_stages; s++) {
         int d = cur->plan.stages[s].device;
         const char *was = hs__plan_endpoint(&cur->wire, c->cluster.devices[d].name);
@@ -616,8 +603,8 @@ static void commit(hs_coordinator *c, double now)
     } else {
         logf_(c, "commit plan %u", c->current);
     }
-    c->refine_seen = false; /* a candidate found against the old plan is not confirmed */
-    status_clear(c);        /* stage times of the old plan */
+    c->refining.seen = false; /* a candidate found against the old plan is not confirmed */
+    status_clear(c);          /* stage times of the old plan */
     dispatch_waiting(c, now);
     probe(c, now);
 }
@@ -996,7 +983,7 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
         return;
     }
     epoch_rec *rec = epoch_find(c, c->neighbour[best_i]);
-    if (rec && same_stages(&rec->plan, &best_q)) {
+    if (rec && hs_plan_same_stages(&rec->plan, &best_q)) {
         if (c->mix != rec->epoch)
             logf_(c, "predicted throughput %.4g/s -> %.4g/s with plan %u mixed in for %.0f%% "
                   "of new requests", 1 / cur->bottleneck_s, 1 / best, rec->epoch,
@@ -1013,33 +1000,14 @@ static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cu
           1 / best, c->pending);
 }
 
-/* Whether a plan scoring `score` beats the current plan's `was` by the fraction `gain`. A
- * current plan that no longer meets the constraints scores +infinity: any feasible plan beats
- * it. (A lifetime that never ends scores -infinity, and nothing beats that.) */
-static bool beats(double score, double was, double gain)
-{
-    return was == INFINITY ? isfinite(score) : score < was - gain * fabs(was);
-}
-
-/* Whether `plan`, a plan found at an earlier check, still beats the current plan's `was` by
- * `gain` on the costs of p (the live cluster: a plan using a device that left fails here). */
-static bool still_beats(const hs_coordinator *c, const hs_problem *p, hs_plan plan, double was,
-                        double gain)
-{
-    return hs_plan_evaluate(p, &c->o.constraints, &plan, NULL) == HS_OK &&
-           beats(hs_plan_score(p, &c->o.constraints, c->o.objective, &plan), was, gain);
-}
-
 /* Stage times measured by the workers have been moving the cost model's correction factors
  * (on_telemetry). If the plan the solver now finds beats the current one by REFINE_GAIN under
- * the corrected costs, and the next check, on newer measurements, confirms it, switch: a
- * device slower than its profile said (a source that also runs this coordinator, say) gets a
- * shorter stage. The margin, the confirmation and the period keep noise from making the plan
- * flap, while a steady imbalance of a few percent (a pipeline's throughput lost outright) is
- * still corrected. A small gain is confirmed by the solver finding the same stages again. A
- * big one is also confirmed when the plans of both checks beat the current one by
- * REFINE_BIG_GAIN: on a busy machine the measured times move enough between checks for the
- * best cut to move a node or two, which is worth far less than REFINE_BIG_GAIN. */
+ * the corrected costs, and the next check, on newer measurements, confirms it
+ * (hs_replan_check), switch: a device slower than its profile said (a source that also runs
+ * this coordinator, say) gets a shorter stage. The margin, the confirmation and the period
+ * keep noise from making the plan flap, while a steady imbalance of a few percent (a
+ * pipeline's throughput lost outright) is still corrected. Otherwise the plan stays, and may
+ * be mixed with a neighbour (refine_mix). */
 static void refine(hs_coordinator *c, double now)
 {
     epoch_rec *cur = epoch_find(c, c->current);
@@ -1047,6 +1015,8 @@ static void refine(hs_coordinator *c, double now)
     hs_problem p;
     hs_error err;
     hs_plan now_plan, best;
+    if (c->refining.seen && c->observations == c->candidate_observations)
+        return; /* nothing measured since the candidate: the same costs would find it again */
     if (!cur || cost_problem(c, &p, &err) != HS_OK)
         return;
     live_cluster(c, &live);
@@ -1062,32 +1032,22 @@ static void refine(hs_coordinator *c, double now)
             return;
         best = now_plan;
     }
-    double will = hs_plan_score(&p, &c->o.constraints, c->o.objective, &best);
-    if (same_stages(&now_plan, &best) || !beats(will, was, REFINE_GAIN)) {
-        c->refine_seen = false;
+    const char *why = NULL;
+    switch (hs_replan_check(&c->refining, &p, &c->o.constraints, c->o.objective, &now_plan,
+                            &best, &why)) {
+    case HS_REPLAN_KEEP:
         refine_mix(c, &p, &now_plan, now);
         return;
-    }
-    const char *confirmed = NULL;
-    if (c->refine_seen) {
-        if (c->observations == c->candidate_observations)
-            return; /* nothing measured since: the same costs would only repeat themselves */
-        if (same_stages(&c->refine_candidate, &best))
-            confirmed = "found twice";
-        else if (beats(will, was, REFINE_BIG_GAIN) &&
-                 still_beats(c, &p, c->refine_candidate, was, REFINE_BIG_GAIN))
-            confirmed = "a big gain at both checks";
-    }
-    if (!confirmed) {
-        c->refine_candidate = best; /* confirm it at the next check, on newer measurements */
-        c->refine_seen = true;
+    case HS_REPLAN_WAIT:
         c->candidate_observations = c->observations;
         return;
+    case HS_REPLAN_MOVE:
+        logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g (%s)",
+              hs_objective_name(c->o.objective), was,
+              hs_plan_score(&p, &c->o.constraints, c->o.objective, &best), why);
+        propose(c, false);
+        return;
     }
-    c->refine_seen = false;
-    logf_(c, "measured stage times move the plan: predicted %s %.4g -> %.4g (%s)",
-          hs_objective_name(c->o.objective), was, will, confirmed);
-    propose(c, false);
 }
 
 static void on_timers(hs_coordinator *c, double now)
@@ -1253,6 +1213,7 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->o = *o;
     c->rng = 12345;
+    c->refining = (hs_replan){.gain = REFINE_GAIN, .big_gain = REFINE_BIG_GAIN};
     pthread_mutex_init(&c->shared_lock, NULL);
     pthread_condattr_t attr; /* hs_coordinator_wait's timeout on the monotonic clock */
     pthread_condattr_init(&attr);

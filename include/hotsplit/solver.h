@@ -223,6 +223,43 @@ hs_status hs_solve(const hs_problem *p, hs_objective o, const hs_constraints *c,
 hs_status hs_solve_pareto(const hs_problem *p, const hs_constraints *c, hs_plan **out,
                           int *n_out, hs_error *err);
 
+/* ---- re-planning on measured costs -------------------------------------------------------- */
+
+/* Whether two plans run the same devices on the same node ranges (predicted figures aside). */
+bool hs_plan_same_stages(const hs_plan *a, const hs_plan *b);
+
+/* A runtime re-solves as its online cost model learns from measured stage times, and those
+ * measurements are noisy: moving to every plan the solver finds would make the plan flap.
+ * hs_replan_check() decides, one check at a time, when the solver's plan replaces the current
+ * one. The plan must beat the current plan's score by `gain` (a fraction of it), and the next
+ * check, on newer costs, must confirm it: either the solver finds the same stages again, or
+ * both checks' plans (the earlier one re-priced on the newer costs) beat the current one by
+ * `big_gain`. The second rule is for a busy machine: there the measured times move enough
+ * between checks for the best cut to move a node or two, which is worth far less than a big
+ * gain. A current plan that no longer meets the constraints scores +infinity, and any feasible
+ * plan beats it; a battery lifetime that never ends scores -infinity, and nothing beats that. */
+typedef struct hs_replan {
+    double gain, big_gain;  /* e.g. 0.02 and 0.10 */
+    bool seen;              /* `candidate` waits for the next check to confirm it */
+    hs_plan candidate;
+} hs_replan;
+
+typedef enum hs_replan_verdict {
+    HS_REPLAN_KEEP,  /* the current plan stays; no candidate waits */
+    HS_REPLAN_WAIT,  /* `best` is the candidate now: check again on newer costs */
+    HS_REPLAN_MOVE   /* confirmed: replace the current plan with `best` */
+} hs_replan_verdict;
+
+/* One check of `best`, the plan the solver found on the costs of p (pass `current` itself if
+ * it found none), against `current`; both evaluated with p and c. Updates r. With
+ * HS_REPLAN_MOVE, *why (if why is not NULL) says which rule confirmed the move: "found twice"
+ * or "a big gain at both checks". The caller forgets the candidate (r->seen = false) when the
+ * current plan changes for another reason, and should not check again before the costs have
+ * changed: the same costs would find the same plan and "confirm" it. */
+hs_replan_verdict hs_replan_check(hs_replan *r, const hs_problem *p, const hs_constraints *c,
+                                  hs_objective o, const hs_plan *current, const hs_plan *best,
+                                  const char **why);
+
 #ifdef __cplusplus
 }
 #endif
