@@ -137,6 +137,7 @@ static void sample(hs_msg *m, hs_msg_kind k)
     case HS_MSG_DATA:
         m->epoch = 18;
         m->cut = 1;
+        m->first = 23;
         /* fallthrough */
     case HS_MSG_SUBMIT:
     case HS_MSG_REPLY:
@@ -192,6 +193,8 @@ static void check_same(const hs_msg *a, const hs_msg *b)
         cr_assert_eq(b->request_id, a->request_id);
     if (f & HS_F_CUT)
         cr_assert_eq(b->cut, a->cut);
+    if (f & HS_F_FIRST)
+        cr_assert_eq(b->first, a->first);
     if (f & HS_F_STAGE)
         cr_assert_eq(b->stage, a->stage);
     if (f & HS_F_COUNT)

@@ -44,7 +44,8 @@ typedef enum hs_msg_kind {
     HS_MSG_TELEMETRY,  /* worker -> coordinator: measured stage times (epoch, stage, count,
                           seconds) */
     HS_MSG_DATA,       /* data plane: the cut tensors of request_id under epoch, for stage `cut`
-                          (the last stage's outputs go to the sink with cut = n_stages) */
+                          (the last stage's outputs go to the sink with cut = n_stages),
+                          which starts at node `first` (0: at the plan's first node) */
     HS_MSG_SUBMIT,     /* client -> coordinator: run the model on these inputs (request_id is
                           the client's tag, echoed in the reply) */
     HS_MSG_REPLY,      /* coordinator -> client: the outputs for request_id, or status/reason */
@@ -101,6 +102,8 @@ typedef struct hs_msg {
     /* DATA, SUBMIT, REPLY */
     uint64_t request_id;
     int32_t cut;
+    int32_t first;  /* DATA, optional: the node stage `cut` starts at when the sender handed
+                       off elsewhere than the plan's cut (elastic hand-off); 0: the plan's */
     int n_tensors;
     hs_wire_tensor tensors[HS_WIRE_MAX_TENSORS];
     /* TELEMETRY */

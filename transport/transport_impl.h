@@ -36,8 +36,9 @@ enum {
     HS_F_OFFSET = 1u << 14,
     HS_F_TOTAL = 1u << 15,
     HS_F_SIZE = 1u << 16, /* a kind with "size" carries one raw chunk frame of that many bytes */
+    HS_F_FIRST = 1u << 17,
 };
-#define HS_N_FIELDS 17
+#define HS_N_FIELDS 18
 
 typedef struct hs__kind_fields {
     unsigned required; /* must be present */
