@@ -97,6 +97,11 @@ static void coordinator_help(FILE *f)
                "  --no-mix                   throughput: never balance stages finer than a node\n"
                "                             by running a share of requests on a neighbouring\n"
                "                             plan (one cut moved by one node)\n"
+               "  --elastic F                2-stage plans: hand each request to stage 1 at\n"
+               "                             the cheap cut within F of the model's FLOPs of\n"
+               "                             the plan's cut that leaves stage 1 nothing\n"
+               "                             waiting (0 to 0.5, 0: off; replaces mixing;\n"
+               "                             default 0.1 for --objective throughput, else 0)\n"
                "  --verbose                  log membership changes and plans, and every 5 s\n"
                "                             answered/s and measured stage times\n%s", net_help);
 }
@@ -113,15 +118,17 @@ int cmd_coordinator(int argc, char **argv)
         {"swap-every", required_argument, 0, 'w'}, {"request-timeout", required_argument, 0, 't'},
         {"threads", required_argument, 0, 'T'}, {"verbose", no_argument, 0, 'v'},
         {"spin-us", required_argument, 0, 'U'}, {"no-mix", no_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'}, NET_OPTIONS, {0, 0, 0, 0}};
-    hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1};
+        {"elastic", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
+        NET_OPTIONS, {0, 0, 0, 0}};
+    hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1, .elastic = -1};
     static const char *sets[MAX_SETS];
     long v;
     int c, rc;
     char *end;
     optind = 0; /* glibc: a full re-initialisation */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:U:xvh", opts, NULL)) != -1) {
+    static const char *shorts = ":c:m:l:p:O:r:L:S:bs:P:a:w:t:T:U:xe:vh";
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.cluster_path = optarg; break;
         case 'm': o.model_path = optarg; break;
@@ -132,6 +139,12 @@ int cmd_coordinator(int argc, char **argv)
         case 'b': o.constraints.battery_only = true; break;
         case 'v': o.verbose = true; break;
         case 'x': o.no_mix = true; break;
+        case 'e':
+            o.elastic = strtod(optarg, &end);
+            if (*end || !(o.elastic >= 0 && o.elastic <= 0.5))
+                return cli_usage_error("coordinator", "--elastic '%s': expected a share of "
+                                       "the model's FLOPs from 0 to 0.5", optarg);
+            break;
         case 'O':
             if ((rc = cli_parse_objective("coordinator", optarg, &o.objective)) != EXIT_OK)
                 return rc;
@@ -192,6 +205,8 @@ int cmd_coordinator(int argc, char **argv)
         !o.constraints.rate)
         return cli_usage_error("coordinator", "--objective %s needs --rate",
                                hs_objective_name(o.objective));
+    if (o.elastic < 0)
+        o.elastic = o.objective == HS_OBJ_THROUGHPUT ? HS_DEFAULT_ELASTIC : 0;
     hs_error err = {0};
     hs_coordinator *co;
     if (hs_coordinator_new(&o, &co, &err) != HS_OK)
@@ -207,6 +222,10 @@ int cmd_coordinator(int argc, char **argv)
             (unsigned long long)s.admitted, (unsigned long long)s.answered,
             (unsigned long long)s.reissued, (unsigned long long)s.duplicates,
             (unsigned long long)s.failed, (unsigned long long)s.bad_messages, s.epoch);
+    if (o.elastic > 0)
+        fprintf(stderr, "coordinator: elastic hand-off: %llu requests handed to stage 1 before "
+                "the plan's cut, %llu after it\n", (unsigned long long)s.elastic_early,
+                (unsigned long long)s.elastic_late);
     running_coordinator = NULL;
     hs_coordinator_free(co);
     return st == HS_OK ? EXIT_OK : cli_runtime_error("coordinator", "%s", err.msg);

@@ -141,6 +141,8 @@ struct hs_coordinator {
     uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
     hs_replan refining;        /* refine()'s rule, and its candidate plan */
+    hs__elastic elastic;       /* elastic hand-off: what the source handed to stage 1 and what
+                                  came back (o.elastic > 0) */
     uint64_t observations, candidate_observations; /* telemetry reports taken; at candidate */
     unsigned rng;
     /* requests */
@@ -617,6 +619,8 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
     c->stats.live_workers--;
     c->loss_at = now;
     logf_(c, "worker %s left (%s)", c->cluster.devices[d].name, why);
+    /* What the source handed to d will not come back (and is re-issued below). */
+    atomic_store(&c->elastic.back, atomic_load(&c->elastic.handed));
     epoch_rec *pend = epoch_find(c, c->pending);
     if (pend && plan_uses(&pend->plan, d))
         c->pending = 0, c->pending_mix = false;
@@ -797,6 +801,10 @@ static void log_status(hs_coordinator *c, double now)
                        st->last, 1e3 * c->status_seconds[d] / (double)c->status_runs[d]);
         any = true;
     }
+    if (c->o.elastic > 0 && at < (int)sizeof line)
+        snprintf(line + at, sizeof line - (size_t)at, "; handed over early %llu, late %llu",
+                 (unsigned long long)atomic_load(&c->elastic.early),
+                 (unsigned long long)atomic_load(&c->elastic.late));
     status_clear(c);
     if (answered)
         logf_(c, "%s", line);
@@ -922,6 +930,8 @@ static void on_result(hs_coordinator *c, double now)
         hs_msg_close(m);
         return;
     }
+    if (rec->plan.n_stages == 2 && rec->plan.stages[0].last > 0)
+        atomic_fetch_add(&c->elastic.back, 1); /* one the source handed to stage 1 */
     request *r = req_find(c, m->request_id);
     if (!r) {
         c->stats.duplicates++; /* answered already (a re-issued copy finished too) */
@@ -955,7 +965,8 @@ static void on_monitor(hs_coordinator *c, double now)
  * first time it is chosen; after that, choosing it only sets the mix. */
 static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cur, double now)
 {
-    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || !isfinite(cur->bottleneck_s) ||
+    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || c->o.elastic > 0 ||
+        !isfinite(cur->bottleneck_s) ||
         now < c->mix_backoff_until)
         return;
     hs_plan q, best_q;
@@ -1214,6 +1225,7 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
     c->o = *o;
     c->rng = 12345;
     c->refining = (hs_replan){.gain = REFINE_GAIN, .big_gain = REFINE_BIG_GAIN};
+    c->elastic.window = o->elastic;
     pthread_mutex_init(&c->shared_lock, NULL);
     pthread_condattr_t attr; /* hs_coordinator_wait's timeout on the monotonic clock */
     pthread_condattr_init(&attr);
@@ -1237,7 +1249,9 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
                              .coordinator = c->inproc, .listen = data_at,
                              .threads = o->threads, .spin_us = o->spin_us,
                              .verbose = o->verbose};
-        st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest, &c->source_worker, err);
+        st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest,
+                                     o->elastic > 0 ? &c->elastic : NULL, &c->source_worker,
+                                     err);
     }
     if (st == HS_OK) {
         if (pthread_create(&c->source_thread, NULL, source_main, c) != 0)
@@ -1259,6 +1273,8 @@ static void publish(hs_coordinator *c, bool run_over)
     c->stats.mix_epoch = c->mix;
     c->stats.mix_share = c->mix ? c->mix_share : 0;
     c->stats.outside_share = c->outside_share;
+    c->stats.elastic_early = atomic_load(&c->elastic.early);
+    c->stats.elastic_late = atomic_load(&c->elastic.late);
     /* Only this thread writes shared, so reading it here needs no lock. Both copies start
      * zeroed (calloc) and are only ever assigned, so their padding compares equal. */
     if (!run_over && memcmp(&c->stats, &c->shared, sizeof c->stats) == 0)

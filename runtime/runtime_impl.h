@@ -5,6 +5,7 @@
 #define HOTSPLIT_RUNTIME_IMPL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "hotsplit/runtime.h"
@@ -70,10 +71,28 @@ void hs__advertise(const char *bound, const char *host, char *out, size_t size);
 /* The endpoint a plan names for a device, or NULL. */
 const char *hs__plan_endpoint(const hs_wire_plan *p, const char *device);
 
+/* Elastic hand-off (hs_coordinator_opts.elastic). In a 2-stage plan the source device's
+ * worker, which runs in the coordinator's process, need not hand each request over at the
+ * plan's cut: it runs the request up to the first node of a window around the cut (by the
+ * model's FLOPs), then hands it over at the first cheap cut (at most twice the plan's cut's
+ * bytes) where the next stage has no request waiting, and at the window's end at the latest.
+ * The next stage runs from wherever the request arrives (DATA's `first`). Each request is
+ * thus split where it balances the two devices at that moment: a core that is slower for a
+ * second or two (a VM's neighbours) no longer idles the other one. The next stage's backlog
+ * is what the source handed over and the coordinator has not yet received back. */
+typedef struct hs__elastic {
+    double window;          /* the share of the model's FLOPs either side of the cut */
+    _Atomic uint64_t handed; /* requests the source handed to stage 1 of a 2-stage plan */
+    _Atomic uint64_t back;   /* results of such plans received at the sink, or given up */
+    _Atomic uint64_t early, late; /* hand-offs before and after the plan's cut */
+} hs__elastic;
+
 /* Worker internals the coordinator uses to run the source device's worker in a thread,
- * sharing its ZeroMQ context (inproc endpoints) and its loaded graph. */
+ * sharing its ZeroMQ context (inproc endpoints) and its loaded graph; `elastic` (owned by
+ * the coordinator, NULL: off) makes it hand off elastically. */
 hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
-                                  uint64_t digest, hs_worker **out, hs_error *err);
+                                  uint64_t digest, hs__elastic *elastic, hs_worker **out,
+                                  hs_error *err);
 const char *hs__worker_endpoint(const hs_worker *w);
 
 /* A client on the coordinator's context, connected to its inproc endpoint

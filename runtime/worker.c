@@ -21,7 +21,9 @@
 #include "runtime_impl.h"
 
 #define MAX_EPOCHS 32 /* prepared plans kept at once */
-#define MAX_EXECS 32
+#define MAX_EXECS 256
+#define MAX_STARTS 32 /* nodes other than its first that a stage's runs start at, per plan */
+#define MAX_WINDOW 32 /* points an elastic sender may hand a request over at, per plan */
 #define TELEMETRY_EVERY_S 0.2
 
 typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
@@ -35,6 +37,19 @@ typedef struct epoch_slot {
     hs_wire_plan plan;
     int stage;               /* this worker's stage in the plan, -1 if none */
     shared_exec *exec;
+    /* Runs that arrive at another node `from` than the stage's first (an elastic hand-off):
+     * from < first runs [from, first) and then exec; from > first runs [from, last). */
+    int n_starts;
+    struct {
+        int from;
+        shared_exec *x;
+    } starts[MAX_STARTS];
+    /* Elastic sending (the source's stage of a 2-stage plan, hs__elastic): lead runs
+     * [0, at[0]), step[i] runs [at[i], at[i + 1]); a request may be handed over at any at[i],
+     * at[n_at - 1] at the latest. n_at 0: at the plan's cut. */
+    int n_at, nominal;       /* nominal: the index of the plan's cut in at[] */
+    int at[MAX_WINDOW];
+    shared_exec *lead, *step[MAX_WINDOW];
     double seconds;          /* telemetry not yet sent */
     uint32_t count;
 } epoch_slot;
@@ -62,6 +77,7 @@ struct hs_worker {
     hs_msg *in, *out;
     hs__badlog bad;
     uint64_t stages_run;
+    hs__elastic *elastic;    /* the coordinator's, for the embedded source; NULL: off */
     volatile sig_atomic_t stop;
     double last_telemetry;
     int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
@@ -106,7 +122,81 @@ static void exec_release(shared_exec *e)
 static void slot_clear(epoch_slot *s)
 {
     exec_release(s->exec);
+    for (int i = 0; i < s->n_starts; i++)
+        exec_release(s->starts[i].x);
+    exec_release(s->lead);
+    for (int i = 0; i + 1 < s->n_at; i++)
+        exec_release(s->step[i]);
     memset(s, 0, sizeof *s);
+}
+
+/* The points of an elastic window around cut k (0 < k < n): every node b with 0 < b < n whose
+ * FLOPs before it are within `window` of the model's FLOPs of those before k, and whose cut is
+ * cheap (at most twice k's bytes), k included; the MAX_WINDOW nearest k if more. Returns their
+ * count, in order, and sets *nominal to k's index. */
+static int window_points(const hs_graph *g, int k, double window, int at[MAX_WINDOW],
+                         int *nominal)
+{
+    int n = hs_graph_node_count(g), count = 0, mine = 0;
+    double *before = malloc((size_t)(n + 1) * sizeof *before);
+    int *all = malloc((size_t)n * sizeof *all);
+    if (!before || !all) {
+        free(before);
+        free(all);
+        return 0;
+    }
+    before[0] = 0;
+    for (int i = 0; i < n; i++) {
+        hs_node_info info;
+        hs_graph_node_info(g, i, &info);
+        before[i + 1] = before[i] + info.flops;
+    }
+    double lo = before[k] - window * before[n], hi = before[k] + window * before[n];
+    int64_t cheap = 2 * hs_graph_cut_bytes(g, k - 1);
+    for (int b = 1; b < n; b++) {
+        if (b == k)
+            mine = count;
+        if (b == k ||
+            (before[b] >= lo && before[b] <= hi && hs_graph_cut_bytes(g, b - 1) <= cheap))
+            all[count++] = b;
+    }
+    int from = 0;
+    if (count > MAX_WINDOW) {
+        from = mine - MAX_WINDOW / 2;
+        from = from < 0 ? 0 : from > count - MAX_WINDOW ? count - MAX_WINDOW : from;
+    }
+    int kept = count - from < MAX_WINDOW ? count - from : MAX_WINDOW;
+    memcpy(at, all + from, (size_t)kept * sizeof *at);
+    *nominal = mine - from;
+    free(before);
+    free(all);
+    return kept;
+}
+
+/* Elastic sending for stage 0 of a 2-stage plan (the source), when the window holds more than
+ * the plan's cut. */
+static hs_status prepare_elastic(hs_worker *w, epoch_slot *slot, hs_error *err)
+{
+    const hs_wire_plan *plan = &slot->plan;
+    int k = plan->stages[0].last;
+    if (!w->elastic || slot->stage != 0 || plan->n_stages != 2 || k == 0 ||
+        k == plan->stages[1].last)
+        return HS_OK;
+    int at[MAX_WINDOW], nominal, n_at = window_points(w->g, k, w->elastic->window, at, &nominal);
+    if (n_at < 2)
+        return HS_OK;
+    if (!(slot->lead = exec_acquire(w, 0, at[0], err)))
+        return HS_ERR_NOMEM;
+    for (int i = 0; i + 1 < n_at; i++) {
+        if (!(slot->step[i] = exec_acquire(w, at[i], at[i + 1], err))) {
+            slot->n_at = i + 1; /* what slot_clear releases */
+            return HS_ERR_NOMEM;
+        }
+        slot->n_at = i + 2;
+    }
+    memcpy(slot->at, at, sizeof at);
+    slot->nominal = nominal;
+    return HS_OK;
 }
 
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
@@ -155,6 +245,11 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     slot->plan = *plan;
     slot->stage = stage;
     slot->exec = e;
+    hs_status st = prepare_elastic(w, slot, err);
+    if (st != HS_OK) {
+        slot_clear(slot);
+        return st;
+    }
     /* Connect to the next hop now, so the first activation does not wait for TCP. */
     if (stage >= 0) {
         const char *next = stage + 1 < plan->n_stages
@@ -351,6 +446,76 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
 
 static void free_block(void *block) { free(block); }
 
+/* The executor for a run of slot's stage that starts at node `from` rather than at the
+ * stage's first (an elastic hand-off), created on first use: [from, first) to run before the
+ * stage's own, or [from, last). NULL with *why if `from` is not a node the previous stage
+ * could have handed over at (both stages keep a node). */
+static shared_exec *start_exec(hs_worker *w, epoch_slot *slot, int from, char *why, size_t size)
+{
+    const hs_wire_plan *plan = &slot->plan;
+    const hs_wire_stage *st = &plan->stages[slot->stage];
+    if (slot->stage == 0 || from <= plan->stages[slot->stage - 1].first || from >= st->last) {
+        snprintf(why, size, "epoch %u: stage %d cannot start at node %d", plan->epoch,
+                 slot->stage, from);
+        return NULL;
+    }
+    for (int i = 0; i < slot->n_starts; i++)
+        if (slot->starts[i].from == from)
+            return slot->starts[i].x;
+    hs_error err;
+    shared_exec *e = NULL;
+    if (slot->n_starts == MAX_STARTS)
+        snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
+    else if (!(e = exec_acquire(w, from, from < st->first ? st->first : st->last, &err)))
+        snprintf(why, size, "%s", err.msg);
+    else
+    {
+        slot->starts[slot->n_starts].from = from;
+        slot->starts[slot->n_starts++].x = e;
+    }
+    return e;
+}
+
+/* How many requests wait at stage 1 for the source, as far as it knows: handed over and not
+ * yet back at the coordinator, less the one stage 1 is running. */
+static uint64_t waiting_after(const hs__elastic *el)
+{
+    uint64_t handed = atomic_load(&el->handed), back = atomic_load(&el->back);
+    return handed > back + 1 ? handed - back - 1 : 0;
+}
+
+/* Runs slot's (elastic) stage 0 on inputs: the lead, then one step after another until stage 1
+ * has nothing waiting or the window ends. Sets *x to the executor that produced outputs and
+ * *to to the node they are for; *nominal_s to the time to the plan's cut (-1 if handed over
+ * before it). */
+static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
+                             hs_tensor *outputs, hs_exec **x, int *to, double *nominal_s,
+                             hs_error *err)
+{
+    double t0 = hs__now();
+    hs_tensor cut[HS_WIRE_MAX_TENSORS];
+    *x = slot->lead->x;
+    *nominal_s = -1;
+    int i = 0;
+    for (;; i++) {
+        int n_out = hs_exec_output_count(*x);
+        if (n_out > HS_WIRE_MAX_TENSORS)
+            return hs_error_set(err, HS_ERR_INVALID, "too many cut tensors");
+        hs_status st = hs_exec_run(*x, i ? cut : inputs, i ? hs_exec_input_count(*x) : n_in,
+                                   outputs, n_out, err);
+        if (st != HS_OK)
+            return st;
+        if (i == slot->nominal)
+            *nominal_s = hs__now() - t0;
+        if (i + 1 == slot->n_at || waiting_after(w->elastic) == 0)
+            break;
+        memcpy(cut, outputs, (size_t)n_out * sizeof *cut);
+        *x = slot->step[i]->x;
+    }
+    *to = slot->at[i];
+    return HS_OK;
+}
+
 static void handle_data(hs_worker *w, hs_msg *m)
 {
     char why[HS_ERROR_MSG_MAX];
@@ -369,18 +534,32 @@ static void handle_data(hs_worker *w, hs_msg *m)
         hs__bad_message(&w->bad, w->name, "data socket", why);
         return;
     }
-    hs_exec *x = slot->exec->x;
-    int n_in = hs_exec_input_count(x), n_out = hs_exec_output_count(x);
+    /* The executors to run: `head` (if any) then x; head takes the inputs. */
+    const hs_wire_stage *stage = &slot->plan.stages[slot->stage];
+    int from = m->first ? m->first : stage->first;
+    hs_exec *head = NULL, *x = slot->exec->x;
+    if (from != stage->first) {
+        shared_exec *e = start_exec(w, slot, from, why, sizeof why);
+        if (!e) {
+            hs__bad_message(&w->bad, w->name, "data socket", why);
+            return;
+        }
+        *(from < stage->first ? &head : &x) = e->x;
+    }
+    bool elastic = slot->n_at > 0;
+    hs_exec *first_x = elastic ? slot->lead->x : head ? head : x;
+    int n_in = hs_exec_input_count(first_x);
     if (m->n_tensors != n_in) {
-        snprintf(why, sizeof why, "stage %d takes %d tensors, got %d", m->cut, n_in,
-                 m->n_tensors);
+        snprintf(why, sizeof why, "stage %d takes %d tensors at node %d, got %d", m->cut, n_in,
+                 from, m->n_tensors);
         hs__bad_message(&w->bad, w->name, "data socket", why);
         return;
     }
-    hs_tensor inputs[HS_WIRE_MAX_TENSORS], outputs[HS_WIRE_MAX_TENSORS];
+    hs_tensor inputs[HS_WIRE_MAX_TENSORS], mid[HS_WIRE_MAX_TENSORS],
+        outputs[HS_WIRE_MAX_TENSORS];
     for (int i = 0; i < n_in; i++) {
         hs_tensor want;
-        const char *name = hs_exec_input(x, i, &want);
+        const char *name = hs_exec_input(first_x, i, &want);
         if (strcmp(name, m->tensors[i].name) != 0 ||
             !hs_tensor_same_desc(&want, &m->tensors[i].t)) {
             snprintf(why, sizeof why, "stage %d input %d: expected '%s', got '%s' of another "
@@ -391,16 +570,36 @@ static void handle_data(hs_worker *w, hs_msg *m)
         inputs[i] = m->tensors[i].t;
     }
     hs_error err;
-    double t0 = hs__now();
-    if (n_out > HS_WIRE_MAX_TENSORS ||
-        hs_exec_run(x, inputs, n_in, outputs, n_out, &err) != HS_OK) {
-        hs__bad_message(&w->bad, w->name, "executor", n_out > HS_WIRE_MAX_TENSORS
-                        ? "too many cut tensors" : err.msg);
+    hs_status st = HS_OK;
+    int to = slot->stage + 1 < slot->plan.n_stages ? slot->plan.stages[slot->stage + 1].first
+                                                   : 0;
+    double t0 = hs__now(), measured = -1; /* the stage's own time, for telemetry */
+    if (elastic) {
+        st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &measured, &err);
+    } else {
+        if (head && hs_exec_output_count(head) > HS_WIRE_MAX_TENSORS)
+            st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
+        else if (head)
+            st = hs_exec_run(head, inputs, n_in, mid, hs_exec_output_count(head), &err);
+        t0 = hs__now();
+        if (st == HS_OK && hs_exec_output_count(x) > HS_WIRE_MAX_TENSORS)
+            st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
+        else if (st == HS_OK)
+            st = hs_exec_run(x, head ? mid : inputs, hs_exec_input_count(x), outputs,
+                             hs_exec_output_count(x), &err);
+        if (from <= stage->first) /* x ran the whole stage: a start past it ran less */
+            measured = hs__now() - t0;
+    }
+    if (st != HS_OK) {
+        hs__bad_message(&w->bad, w->name, "executor", err.msg);
         return;
     }
-    slot->seconds += hs__now() - t0;
-    slot->count++;
+    if (measured >= 0) {
+        slot->seconds += measured;
+        slot->count++;
+    }
     w->stages_run++;
+    int n_out = hs_exec_output_count(x);
 
     /* The arena is reused by the next run: copy the cut into one block that ZeroMQ sends
      * without a further copy and frees when done. */
@@ -417,6 +616,7 @@ static void handle_data(hs_worker *w, hs_msg *m)
     o->request_id = m->request_id;
     o->epoch = m->epoch;
     o->cut = m->cut + 1;
+    o->first = to;
     o->n_tensors = n_out;
     size_t at = 0;
     for (int i = 0; i < n_out; i++) {
@@ -429,19 +629,25 @@ static void handle_data(hs_worker *w, hs_msg *m)
         at += (bytes + 63) & ~(size_t)63;
     }
     const hs_wire_plan *plan = &slot->plan;
-    const char *to = o->cut < plan->n_stages
-                         ? hs__plan_endpoint(plan, plan->stages[o->cut].device)
-                         : plan->sink_endpoint;
-    void *sock = to ? hs__pusher(&w->pushers, to, &err) : NULL;
+    const char *dest = o->cut < plan->n_stages
+                           ? hs__plan_endpoint(plan, plan->stages[o->cut].device)
+                           : plan->sink_endpoint;
+    void *sock = dest ? hs__pusher(&w->pushers, dest, &err) : NULL;
     if (!sock) {
         free(block);
-        hs__bad_message(&w->bad, w->name, "plan", to ? err.msg : "no endpoint for next stage");
+        hs__bad_message(&w->bad, w->name, "plan", dest ? err.msg : "no endpoint for next stage");
         return;
     }
     /* A peer that is still connecting gets a moment; a vanished one does not hold the worker
      * up for long: the coordinator re-issues what is dropped. */
     if (hs__send_data(sock, o, free_block, block, &err) != HS_OK)
         hs__bad_message(&w->bad, w->name, "send", err.msg);
+    else if (w->elastic && slot->stage == 0 && plan->n_stages == 2 && plan->stages[0].last > 0) {
+        atomic_fetch_add(&w->elastic->handed, 1);
+        if (to != plan->stages[1].first)
+            atomic_fetch_add(to < plan->stages[1].first ? &w->elastic->early
+                                                        : &w->elastic->late, 1);
+    }
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
@@ -535,7 +741,8 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
 }
 
 hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
-                                  uint64_t digest, hs_worker **out, hs_error *err)
+                                  uint64_t digest, hs__elastic *elastic, hs_worker **out,
+                                  hs_error *err)
 {
     *out = NULL;
     hs_worker *w = calloc(1, sizeof *w);
@@ -545,6 +752,7 @@ hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_g
     w->g = g;
     w->digest = digest;
     w->ctx = ctx;
+    w->elastic = elastic;
     if (st == HS_OK)
         st = open_sockets(w, err);
     if (st != HS_OK) {

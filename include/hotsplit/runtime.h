@@ -40,6 +40,9 @@ typedef struct hs_net_opts {
 
 /* ---- coordinator --------------------------------------------------------------------------- */
 
+/* The elastic window `hotsplit coordinator` uses for the throughput objective. */
+#define HS_DEFAULT_ELASTIC 0.1
+
 typedef struct hs_coordinator_opts {
     const char *model_path;      /* mapped while the coordinator runs (workers may fetch it):
                                     replace it by renaming a new file over it, not in place */
@@ -60,6 +63,14 @@ typedef struct hs_coordinator_opts {
     bool no_mix;                 /* throughput: never run a share of the requests on a second
                                     plan (a neighbour of the current one) to balance stages
                                     finer than a node (hs_plan_mix) */
+    double elastic;              /* > 0: elastic hand-off in 2-stage plans. The source hands
+                                    each request to stage 1 at whichever cheap cut within this
+                                    share of the model's FLOPs either side of the plan's cut
+                                    leaves stage 1 no request waiting (at the far end of that
+                                    window at the latest), and stage 1 runs on from there:
+                                    each request balances the two devices as they run at that
+                                    moment. Replaces plan mixing. 0: off (the CLI's default
+                                    is HS_DEFAULT_ELASTIC for the throughput objective) */
     hs_net_opts net;
     bool verbose;                /* one line per membership change and plan on stderr, and
                                     every 5 s answered/s and measured stage times */
@@ -89,6 +100,8 @@ typedef struct hs_coordinator_stats {
     uint32_t mix_epoch;          /* plan mixing: the neighbouring plan mixed in now (0: none) */
     double mix_share;            /* ... and the share of new requests it takes */
     uint64_t mixed;              /* requests admitted to a mixed-in plan so far */
+    uint64_t elastic_early, elastic_late; /* elastic hand-off: requests the source handed to
+                                    stage 1 before, and after, the plan's cut */
     double outside_share;        /* share of recent requests that came over the network, not
                                     from a client in this process: the plan prices the source's
                                     io for their inputs and results (hs_problem.outside_bytes) */
