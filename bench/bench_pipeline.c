@@ -27,11 +27,11 @@
  * ("ratio R lo LO hi HI"), after the median rates ("rates ONE TWO"). --csv writes every round.
  *
  * usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml --listen ENDPOINT
- *                       [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT
- *                       --two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N] [--seconds S]
- *                       [--concurrency N] [--csv FILE]
- * --spin-us is the embedded coordinators' (their source workers'), as for `hotsplit
- * coordinator`.
+ *                       [--profile FILE] [--spin-us US] [--elastic F] [--verbose] |
+ *                       --one-at ENDPOINT --two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N]
+ *                       [--seconds S] [--concurrency N] [--csv FILE]
+ * --spin-us and --elastic (default HS_DEFAULT_ELASTIC) are the embedded coordinators', as
+ * for `hotsplit coordinator`.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -172,8 +172,8 @@ static double run_pair(setup *a, setup *b, const checker *ck, int concurrency, d
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_pipeline MODEL.onnx (--one CLUSTER1.yaml --two CLUSTER2.yaml "
-            "--listen ENDPOINT [--profile FILE] [--spin-us US] [--verbose] | --one-at ENDPOINT "
-            "--two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N] [--seconds S] "
+            "--listen ENDPOINT [--profile FILE] [--spin-us US] [--elastic F] [--verbose] | "
+            "--one-at ENDPOINT --two-at ENDPOINT [--pair-at ENDPOINT]) [--rounds N] [--seconds S] "
             "[--concurrency N] [--csv FILE]\n");
     return 2;
 }
@@ -322,7 +322,7 @@ int main(int argc, char **argv)
     const char *one_cluster = NULL, *two_cluster = NULL, *listen = NULL, *profile = NULL,
                *csv = NULL, *one_at = NULL, *two_at = NULL, *pair_at = NULL;
     int rounds = 5, concurrency = 4, spin_us = 0;
-    double seconds = 4;
+    double seconds = 4, elastic = HS_DEFAULT_ELASTIC;
     bool verbose = false;
     static const struct option long_opts[] = {
         {"one", required_argument, NULL, '1'},     {"two", required_argument, NULL, '2'},
@@ -331,7 +331,7 @@ int main(int argc, char **argv)
         {"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"concurrency", required_argument, NULL, 'c'}, {"csv", required_argument, NULL, 'o'},
         {"verbose", no_argument, NULL, 'v'},       {"spin-us", required_argument, NULL, 'u'},
-        {"pair-at", required_argument, NULL, 'P'},
+        {"pair-at", required_argument, NULL, 'P'}, {"elastic", required_argument, NULL, 'e'},
         {NULL, 0, NULL, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", long_opts, NULL)) != -1;) {
         switch (ch) {
@@ -347,15 +347,16 @@ int main(int argc, char **argv)
         case 's': seconds = atof(optarg); break;
         case 'c': concurrency = atoi(optarg); break;
         case 'u': spin_us = atoi(optarg); break;
+        case 'e': elastic = atof(optarg); break;
         case 'v': verbose = true; break;
         default: return usage();
         }
     }
     bool embedded = one_cluster && two_cluster && listen && !one_at && !two_at && !pair_at;
     bool over_tcp = one_at && two_at && !one_cluster && !two_cluster && !listen && !profile &&
-                    !spin_us && !verbose;
+                    !spin_us && !verbose && elastic == HS_DEFAULT_ELASTIC;
     if (argc - optind != 1 || !(embedded || over_tcp) || rounds < 1 || !(seconds > 0) ||
-        concurrency < 1 || spin_us < 0)
+        concurrency < 1 || spin_us < 0 || !(elastic >= 0 && elastic <= 0.5))
         return usage();
     const char *model = argv[optind];
 
@@ -388,7 +389,8 @@ int main(int argc, char **argv)
         hs_coordinator_opts o = {.model_path = model, .cluster_path = clusters[i],
                                  .listen = listens[i], .profile_path = profile,
                                  .objective = HS_OBJ_THROUGHPUT, .threads = 1,
-                                 .spin_us = spin_us, .verbose = verbose};
+                                 .spin_us = spin_us, .verbose = verbose,
+                                 .elastic = elastic};
         hs_error err;
         if (hs_coordinator_new(&o, &sets[i].co, &err) != HS_OK) {
             fprintf(stderr, "bench_pipeline: %s\n", err.msg);

@@ -30,7 +30,8 @@
 #        round in pipeline_rounds.csv). HS_BENCH_ROUNDS (default 25) rounds of HS_BENCH_SECONDS
 #        (default 1.5) seconds per set-up and way, with HS_BENCH_CONCURRENCY (default 4)
 #        requests in flight; HS_BENCH_MODELS overrides the model list; HS_BENCH_SPIN_US
-#        (default 0) is every device's --spin-us.
+#        (default 0) is every device's --spin-us, HS_BENCH_ELASTIC (default 0.1, 0: off) the
+#        2-stage set-ups' --elastic.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -42,6 +43,7 @@ seconds=${HS_BENCH_SECONDS:-1.5}
 concurrency=${HS_BENCH_CONCURRENCY:-4}
 model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
 spin=(--spin-us "${HS_BENCH_SPIN_US:-0}")
+elastic=(--elastic "${HS_BENCH_ELASTIC:-0.1}")
 mkdir -p "$out" "$models"
 tmp=$(mktemp -d)
 pids=()
@@ -59,7 +61,7 @@ start_cluster() {
   ep=tcp://127.0.0.1:$(port)
   log=$tmp/$name.log
   taskset -c 0 "$hs" coordinator --verbose --cluster "$cluster" --model "$model" --listen "$ep" \
-    --objective throughput --profile "$profile" "${spin[@]}" >"$log" 2>&1 &
+    --objective throughput --profile "$profile" "${spin[@]}" "${elastic[@]}" >"$log" 2>&1 &
   pids+=($!)
   for i in $(seq 1 $((devices - 1))); do
     taskset -c "$i" "$hs" worker --name "dev$i" --coordinator "$ep" --model "$model" \
@@ -123,7 +125,7 @@ echo "model,way,round,one_worker_rps,two_stage_rps,ratio,pair_rps,machine,kept" 
   >"$out/pipeline_rounds.csv"
 echo "model,one_worker_rps,two_stage_rps,ratio,ratio_lo,ratio_hi,machine,machine_lo,machine_hi,"\
 "kept,kept_lo,kept_hi,embedded_ratio,embedded_lo,embedded_hi,limit,limit_lo,limit_hi,copies,"\
-"balance,cut,embedded_cut,rounds,seconds,concurrency,spin_us" >"$out/pipeline.csv"
+"balance,cut,embedded_cut,rounds,seconds,concurrency,spin_us,elastic" >"$out/pipeline.csv"
 for name in $model_list; do
   model=$models/$name.onnx
   [ -f "$model" ] || "$hs" zoo "$name" -o "$model" >/dev/null
@@ -159,7 +161,7 @@ for name in $model_list; do
   pids+=($!)
   pipeline_rounds embedded "$name" "$model" --one "$root/configs/clusters/loopback1.yaml" \
     --two "$root/configs/clusters/loopback2.yaml" --listen "$ep" --profile "$profile" \
-    --verbose "${spin[@]}"
+    --verbose "${spin[@]}" "${elastic[@]}"
   embedded=("$RATIO" "$LO" "$HI")
   embedded_cut=$(final_cut "$tmp/embedded.$name.log")
   stop_all
@@ -181,7 +183,7 @@ for name in $model_list; do
   echo "$name,$one,$two,${tcp[0]},${tcp[1]},${tcp[2]},${machine[0]},${machine[1]},"\
 "${machine[2]},${kept[0]},${kept[1]},${kept[2]},${embedded[0]},${embedded[1]},"\
 "${embedded[2]},${limit[0]},${limit[1]},${limit[2]},$copies,$balance,${cut:-},${embedded_cut:-},"\
-"$rounds,$seconds,$concurrency,${spin[1]}" >>"$out/pipeline.csv"
+"$rounds,$seconds,$concurrency,${spin[1]},${elastic[1]}" >>"$out/pipeline.csv"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys
