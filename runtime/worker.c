@@ -468,8 +468,7 @@ static shared_exec *start_exec(hs_worker *w, epoch_slot *slot, int from, char *w
         snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
     else if (!(e = exec_acquire(w, from, from < st->first ? st->first : st->last, &err)))
         snprintf(why, size, "%s", err.msg);
-    else
-    {
+    else {
         slot->starts[slot->n_starts].from = from;
         slot->starts[slot->n_starts++].x = e;
     }

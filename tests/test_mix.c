@@ -5,6 +5,8 @@
  * cut) for about half of the new requests: 1.5 nodes per device and request instead of 2
  * (hs_plan_mix). Every answer must still equal a single-device run bit for bit, once per
  * request, whichever plan ran it. With hs_coordinator_opts.no_mix (`--no-mix`) nothing mixes.
+ * With hs_coordinator_opts.elastic the source hands requests over at either cut instead, and
+ * nothing mixes either.
  */
 #define _DEFAULT_SOURCE
 #include <criterion/criterion.h>
@@ -76,7 +78,7 @@ static void write_model(void)
 }
 
 /* The coordinator (device dev0) and a worker (dev1), both serving, both registered. */
-static void start(bool no_mix)
+static void start(bool no_mix, double elastic)
 {
     snprintf(model_path, sizeof model_path, "/tmp/hs_test_mix_%d.onnx", (int)getpid());
     snprintf(cluster_path, sizeof cluster_path, "/tmp/hs_test_mix_%d.yaml", (int)getpid());
@@ -90,7 +92,7 @@ static void start(bool no_mix)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", free_port());
     hs_coordinator_opts o = {.model_path = model_path, .cluster_path = cluster_path,
                              .listen = endpoint, .objective = HS_OBJ_THROUGHPUT,
-                             .no_mix = no_mix};
+                             .no_mix = no_mix, .elastic = elastic};
     hs_error err;
     cr_assert_eq(hs_coordinator_new(&o, &coord, &err), HS_OK, "%s", err.msg);
     cr_assert_eq(pthread_create(&coord_thread, NULL, run_coordinator, coord), 0);
@@ -103,8 +105,10 @@ static void start(bool no_mix)
     cr_assert_eq(hs_coordinator_client(coord, &client, &err), HS_OK, "%s", err.msg);
 }
 
-static void start_mixing(void) { start(false); }
-static void start_no_mix(void) { start(true); }
+static void start_mixing(void) { start(false, 0); }
+static void start_no_mix(void) { start(true, 0); }
+/* A window of 0.4 of the FLOPs around either cut holds both cuts. */
+static void start_elastic(void) { start(false, 0.4); }
 
 static void stop(void)
 {
@@ -174,6 +178,7 @@ static bool mixed_a_hundred(const hs_coordinator_stats *st) { return st->mixed >
 
 TestSuite(mixing, .init = start_mixing, .fini = stop, .timeout = 90);
 TestSuite(no_mixing, .init = start_no_mix, .fini = stop, .timeout = 90);
+TestSuite(elastic, .init = start_elastic, .fini = stop, .timeout = 90);
 
 Test(mixing, half_the_requests_run_on_the_neighbouring_plan_and_every_answer_is_exact)
 {
@@ -203,4 +208,26 @@ Test(no_mixing, one_plan_at_a_time)
     cr_assert_eq(st.mixed, 0);
     cr_assert_eq(st.mix_epoch, 0);
     cr_assert_gt(st.answered, 100);
+}
+
+static bool moved_fifty(const hs_coordinator_stats *st)
+{
+    return st->elastic_early + st->elastic_late >= 50;
+}
+
+Test(elastic, requests_handed_over_at_the_other_cut_are_answered_exactly_once)
+{
+    int answered = serve_load(30, moved_fifty);
+    hs_coordinator_stats st;
+    for (double until = now_s() + 2; ; usleep(1000)) {
+        hs_coordinator_get_stats(coord, &st);
+        if (st.answered == st.admitted || now_s() > until)
+            break;
+    }
+    cr_assert_geq(st.elastic_early + st.elastic_late, 50,
+                  "only %llu of %d requests handed over elsewhere than the plan's cut in 30 s",
+                  (unsigned long long)(st.elastic_early + st.elastic_late), answered);
+    cr_assert_eq(st.answered, st.admitted);
+    cr_assert_eq(st.duplicates + st.failed + st.bad_messages, 0);
+    cr_assert_eq(st.mixed, 0, "elastic hand-off replaces plan mixing");
 }
