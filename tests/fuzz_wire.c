@@ -180,6 +180,7 @@ static void sample(hs_msg *m, hs_msg_kind k)
     m->retire_below = 6;
     m->request_id = 42;
     m->cut = 1;
+    m->first = 29; /* DATA: an elastic hand-off two nodes before stage 1's planned first */
     m->stage = 1;
     m->count = 16;
     m->seconds = 0.375;
@@ -293,12 +294,14 @@ static int write_seeds(const char *dir)
 
     pk_head(&k, 1, "BYE"), pk_str(&k, "x-future"), msgpack_pack_array(&k.p, 0);
     bad |= pk_write(dir, "ok_unknown_key", &k, 0, NULL);
-    pk_init(&k), msgpack_pack_map(&k.p, 2), pk_str(&k, "v"), msgpack_pack_uint32(&k.p, 2),
+    pk_init(&k), msgpack_pack_map(&k.p, 2), pk_str(&k, "v"),
+        msgpack_pack_uint32(&k.p, HS_PROTOCOL_VERSION + 1),
         pk_str(&k, "k"), pk_str(&k, "BYE");
     bad |= pk_write(dir, "bad_version", &k, 0, NULL);
     pk_head(&k, 0, "SHUTDOWN");
     bad |= pk_write(dir, "bad_unknown_kind", &k, 0, NULL);
-    pk_init(&k), msgpack_pack_map(&k.p, 2), pk_str(&k, "v"), msgpack_pack_uint32(&k.p, 1),
+    pk_init(&k), msgpack_pack_map(&k.p, 2), pk_str(&k, "v"),
+        msgpack_pack_uint32(&k.p, HS_PROTOCOL_VERSION),
         pk_str(&k, "k"), msgpack_pack_uint32(&k.p, 6);
     bad |= pk_write(dir, "bad_kind_type", &k, 0, NULL);
     pk_head(&k, 2, "COMMIT"), pk_str(&k, "epoch"), pk_str(&k, "7"), pk_str(&k, "retire"),
@@ -325,6 +328,11 @@ static int write_seeds(const char *dir)
     bad |= pk_write(dir, "bad_too_many_tensors", &k, HS_WIRE_MAX_TENSORS, NULL);
     pk_head(&k, 0, "BYE");
     bad |= pk_write(dir, "bad_too_many_frames", &k, HS_WIRE_MAX_TENSORS + 1, NULL);
+    pk_head(&k, 5, "DATA"), pk_str(&k, "epoch"), msgpack_pack_uint32(&k.p, 1), pk_str(&k, "rid"),
+        msgpack_pack_uint64(&k.p, 1), pk_str(&k, "cut"), msgpack_pack_uint32(&k.p, 1),
+        pk_str(&k, "first"), msgpack_pack_int32(&k.p, -2), pk_str(&k, "tensors"),
+        msgpack_pack_array(&k.p, 0);
+    bad |= pk_write(dir, "bad_first_negative", &k, 0, NULL);
     pk_data(&k), msgpack_pack_array(&k.p, 1), pk_tensor(&k, "layer3.out", "float32", 4, d4, "raw");
     bad |= pk_write(dir, "bad_frame_size", &k, 1, s1000);
     pk_data(&k), msgpack_pack_array(&k.p, 2), pk_tensor(&k, "a", "float32", 1, d2, "raw"),
@@ -368,7 +376,8 @@ static int write_seeds(const char *dir)
     pk_head(&k, 2, "BYE"), pk_str(&k, "reason"), pk_str(&k, "a"), pk_str(&k, "reason"),
         pk_str(&k, "b");
     bad |= pk_write(dir, "bad_duplicate_key", &k, 0, NULL);
-    pk_init(&k), msgpack_pack_array(&k.p, 2), pk_str(&k, "v"), msgpack_pack_uint32(&k.p, 1);
+    pk_init(&k), msgpack_pack_array(&k.p, 2), pk_str(&k, "v"),
+        msgpack_pack_uint32(&k.p, HS_PROTOCOL_VERSION);
     bad |= pk_write(dir, "bad_not_a_map", &k, 0, NULL);
     pk_head(&k, 1, "MODEL_REQUEST"), pk_str(&k, "offset"),
         msgpack_pack_uint64(&k.p, HS_WIRE_MODEL_MAX + 1);

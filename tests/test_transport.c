@@ -625,8 +625,9 @@ static void expect_accept(hdr *h, int n_frames, const size_t *sizes)
 Test(transport, rejects_bad_version_and_kind)
 {
     hdr h;
-    h_init(&h), h_map(&h, 2), h_str(&h, "v"), h_u(&h, 2), h_str(&h, "k"), h_str(&h, "BYE");
-    expect_reject(&h, 0, NULL, "header: protocol version 2, this build speaks 1");
+    h_init(&h), h_map(&h, 2), h_str(&h, "v"), h_u(&h, HS_PROTOCOL_VERSION + 1), h_str(&h, "k"),
+        h_str(&h, "BYE");
+    expect_reject(&h, 0, NULL, "header: protocol version 3, this build speaks 2");
     h_init(&h), h_map(&h, 1), h_str(&h, "k"), h_str(&h, "BYE");
     expect_reject(&h, 0, NULL, "header: no protocol version 'v'");
     h_init(&h), h_map(&h, 2), h_str(&h, "v"), h_str(&h, "1"), h_str(&h, "k"), h_str(&h, "BYE");
@@ -637,9 +638,10 @@ Test(transport, rejects_bad_version_and_kind)
     expect_reject(&h, 0, NULL, "unknown message kind 'bye'");
     h_init(&h), h_vk(&h, 0, "DA\nTA");
     expect_reject(&h, 0, NULL, "unknown message kind 'DA?TA'");
-    h_init(&h), h_map(&h, 2), h_str(&h, "v"), h_u(&h, 1), h_str(&h, "k"), h_u(&h, 6);
+    h_init(&h), h_map(&h, 2), h_str(&h, "v"), h_u(&h, HS_PROTOCOL_VERSION), h_str(&h, "k"),
+        h_u(&h, 6);
     expect_reject(&h, 0, NULL, "'k' must be a string, got an unsigned integer");
-    h_init(&h), h_map(&h, 1), h_str(&h, "v"), h_u(&h, 1);
+    h_init(&h), h_map(&h, 1), h_str(&h, "v"), h_u(&h, HS_PROTOCOL_VERSION);
     expect_reject(&h, 0, NULL, "no message kind 'k'");
 }
 
@@ -657,7 +659,7 @@ Test(transport, rejects_malformed_msgpack)
     h_init(&h), h_vk(&h, 0, "BYE"), h_u(&h, 7), h_u(&h, 8);
     expect_reject(&h, 0, NULL, "2 bytes of trailing garbage after the header's");
     /* not a map */
-    h_init(&h), h_arr(&h, 2), h_str(&h, "v"), h_u(&h, 1);
+    h_init(&h), h_arr(&h, 2), h_str(&h, "v"), h_u(&h, HS_PROTOCOL_VERSION);
     expect_reject(&h, 0, NULL, "header: not a msgpack map");
     /* empty frame */
     h_init(&h);

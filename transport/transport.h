@@ -26,7 +26,7 @@
 #include "hotsplit/core.h"
 #include "hotsplit/solver.h"
 
-#define HS_PROTOCOL_VERSION 1
+#define HS_PROTOCOL_VERSION 2
 #define HS_WIRE_MAX_TENSORS 64
 #define HS_WIRE_NAME_MAX 128
 #define HS_WIRE_ENDPOINT_MAX 256
