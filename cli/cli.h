@@ -28,6 +28,11 @@ bool cli_parse_u64(const char *text, uint64_t *out);
  * EXIT_OK, or EXIT_USAGE after printing the one-line error. */
 int cli_parse_objective(const char *cmd, const char *text, hs_objective *out);
 int cli_parse_spin_us(const char *cmd, const char *text, int *out);
+/* --elastic F: a share of the model's FLOPs from 0 to 0.5. EXIT_OK or a usage error. */
+int cli_parse_elastic(const char *cmd, const char *text, double *out);
+/* The elastic window when --elastic was not given (*elastic < 0): HS_DEFAULT_ELASTIC for the
+ * throughput objective, else 0. */
+void cli_default_elastic(hs_objective objective, double *elastic);
 
 /* Loads a model, binding the first input to `shape` (e.g. "1x3x224x224") when given.
  * Returns 0 or an exit code after printing the error. */

@@ -98,9 +98,10 @@ static void coordinator_help(FILE *f)
                "                             by running a share of requests on a neighbouring\n"
                "                             plan (one cut moved by one node)\n"
                "  --elastic F                2-stage plans: hand each request to stage 1 at\n"
-               "                             the cheap cut within F of the model's FLOPs of\n"
-               "                             the plan's cut that leaves stage 1 nothing\n"
-               "                             waiting (0 to 0.5, 0: off; replaces mixing;\n"
+               "                             a cheap cut within F of the model's FLOPs of\n"
+               "                             the plan's cut, where stage 1 is idle (before\n"
+               "                             the plan's cut) or has nothing waiting (after\n"
+               "                             it); such plans are not mixed (0 to 0.5, 0: off;\n"
                "                             default 0.1 for --objective throughput, else 0)\n"
                "  --verbose                  log membership changes and plans, and every 5 s\n"
                "                             answered/s and measured stage times\n%s", net_help);
@@ -140,10 +141,8 @@ int cmd_coordinator(int argc, char **argv)
         case 'v': o.verbose = true; break;
         case 'x': o.no_mix = true; break;
         case 'e':
-            o.elastic = strtod(optarg, &end);
-            if (*end || !(o.elastic >= 0 && o.elastic <= 0.5))
-                return cli_usage_error("coordinator", "--elastic '%s': expected a share of "
-                                       "the model's FLOPs from 0 to 0.5", optarg);
+            if ((rc = cli_parse_elastic("coordinator", optarg, &o.elastic)) != EXIT_OK)
+                return rc;
             break;
         case 'O':
             if ((rc = cli_parse_objective("coordinator", optarg, &o.objective)) != EXIT_OK)
@@ -205,8 +204,7 @@ int cmd_coordinator(int argc, char **argv)
         !o.constraints.rate)
         return cli_usage_error("coordinator", "--objective %s needs --rate",
                                hs_objective_name(o.objective));
-    if (o.elastic < 0)
-        o.elastic = o.objective == HS_OBJ_THROUGHPUT ? HS_DEFAULT_ELASTIC : 0;
+    cli_default_elastic(o.objective, &o.elastic);
     hs_error err = {0};
     hs_coordinator *co;
     if (hs_coordinator_new(&o, &co, &err) != HS_OK)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hotsplit/runtime.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -69,6 +70,23 @@ int cli_parse_spin_us(const char *cmd, const char *text, int *out)
                                text);
     *out = (int)v;
     return EXIT_OK;
+}
+
+int cli_parse_elastic(const char *cmd, const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*end || end == text || !(v >= 0 && v <= 0.5))
+        return cli_usage_error(cmd, "--elastic '%s': expected a share of the model's FLOPs "
+                               "from 0 to 0.5", text);
+    *out = v;
+    return EXIT_OK;
+}
+
+void cli_default_elastic(hs_objective objective, double *elastic)
+{
+    if (*elastic < 0)
+        *elastic = objective == HS_OBJ_THROUGHPUT ? HS_DEFAULT_ELASTIC : 0;
 }
 
 bool cli_parse_u64(const char *text, uint64_t *out)

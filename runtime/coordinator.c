@@ -83,6 +83,7 @@ typedef struct request {
     double admitted, dispatched;
     int attempts;
     bool waiting;         /* to be dispatched (again) under the next committed plan */
+    bool at_stage1;       /* elastic hand-off: the source handed this attempt to stage 1 */
     kept_input *input;
 } request;
 
@@ -141,8 +142,9 @@ struct hs_coordinator {
     uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
     hs_replan refining;        /* refine()'s rule, and its candidate plan */
-    hs__elastic elastic;       /* elastic hand-off: what the source handed to stage 1 and what
-                                  came back (o.elastic > 0) */
+    hs__elastic elastic;       /* elastic hand-off (o.elastic > 0): shared with the source */
+    uint64_t ring_read;        /* hand-offs read from elastic.ring */
+    uint64_t stage1;           /* requests marked at_stage1 */
     uint64_t observations, candidate_observations; /* telemetry reports taken; at candidate */
     unsigned rng;
     /* requests */
@@ -235,9 +237,19 @@ static request *req_insert(hs_coordinator *c, uint64_t id)
     return &c->table[i];
 }
 
+/* r's attempt is over (answered, given up, or to be re-issued): not at stage 1 any more. */
+static void stage1_leave(hs_coordinator *c, request *r)
+{
+    if (r->at_stage1) {
+        r->at_stage1 = false;
+        c->stage1--;
+    }
+}
+
 /* Removes r, shifting later entries of its probe run back (no tombstones). */
 static void req_remove(hs_coordinator *c, request *r)
 {
+    stage1_leave(c, r);
     input_release(r->input);
     size_t i = (size_t)(r - c->table);
     c->table[i].id = 0;
@@ -495,6 +507,7 @@ static void dispatch(hs_coordinator *c, request *r, bool fresh, double now)
         snprintf(m->tensors[i].name, sizeof m->tensors[i].name, "%s",
                  hs_graph_input(c->g, i, NULL));
     }
+    stage1_leave(c, r);
     r->epoch = rec->epoch;
     r->dispatched = now;
     r->attempts++;
@@ -619,8 +632,6 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
     c->stats.live_workers--;
     c->loss_at = now;
     logf_(c, "worker %s left (%s)", c->cluster.devices[d].name, why);
-    /* What the source handed to d will not come back (and is re-issued below). */
-    atomic_store(&c->elastic.back, atomic_load(&c->elastic.handed));
     epoch_rec *pend = epoch_find(c, c->pending);
     if (pend && plan_uses(&pend->plan, d))
         c->pending = 0, c->pending_mix = false;
@@ -629,6 +640,7 @@ static void lose_worker(hs_coordinator *c, int d, const char *why, double now)
         request *r = &c->table[i];
         epoch_rec *rec = r->id ? epoch_find(c, r->epoch) : NULL;
         if (r->id && !r->waiting && (!rec || plan_uses(&rec->plan, d))) {
+            stage1_leave(c, r);
             r->waiting = true;
             c->stats.reissued++;
         }
@@ -930,8 +942,6 @@ static void on_result(hs_coordinator *c, double now)
         hs_msg_close(m);
         return;
     }
-    if (rec->plan.n_stages == 2 && rec->plan.stages[0].last > 0)
-        atomic_fetch_add(&c->elastic.back, 1); /* one the source handed to stage 1 */
     request *r = req_find(c, m->request_id);
     if (!r) {
         c->stats.duplicates++; /* answered already (a re-issued copy finished too) */
@@ -965,7 +975,8 @@ static void on_monitor(hs_coordinator *c, double now)
  * first time it is chosen; after that, choosing it only sets the mix. */
 static void refine_mix(hs_coordinator *c, const hs_problem *p, const hs_plan *cur, double now)
 {
-    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || c->o.elastic > 0 ||
+    bool elastic = c->o.elastic > 0 && cur->n_stages == 2 && cur->stages[0].last > 0;
+    if (c->o.objective != HS_OBJ_THROUGHPUT || c->o.no_mix || elastic ||
         !isfinite(cur->bottleneck_s) ||
         now < c->mix_backoff_until)
         return;
@@ -1061,6 +1072,26 @@ static void refine(hs_coordinator *c, double now)
     }
 }
 
+/* Elastic hand-off: marks the requests the source handed to stage 1 since the last turn,
+ * and publishes how many are there now (see hs__elastic). */
+static void elastic_sync(hs_coordinator *c)
+{
+    hs__elastic *el = &c->elastic;
+    uint64_t handed = atomic_load_explicit(&el->handed, memory_order_acquire);
+    if (handed - c->ring_read > HS_ELASTIC_RING)
+        c->ring_read = handed - HS_ELASTIC_RING; /* overwritten before this turn: not marked */
+    for (; c->ring_read < handed; c->ring_read++) {
+        uint64_t id = atomic_load_explicit(&el->ring[c->ring_read % HS_ELASTIC_RING],
+                                           memory_order_relaxed);
+        request *r = req_find(c, id);
+        if (r && !r->waiting && !r->at_stage1) { /* not answered or re-issued since */
+            r->at_stage1 = true;
+            c->stage1++;
+        }
+    }
+    atomic_store(&el->published, handed << 16 | (c->stage1 < 0xffff ? c->stage1 : 0xffff));
+}
+
 static void on_timers(hs_coordinator *c, double now)
 {
     if (now >= c->next_probe)
@@ -1101,6 +1132,7 @@ static void on_timers(hs_coordinator *c, double now)
                 i--; /* the removal may have shifted another entry into slot i */
                 continue;
             }
+            stage1_leave(c, r);
             r->waiting = true;
             c->stats.reissued++;
         }
@@ -1219,6 +1251,9 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
     if (!o->model_path || !o->cluster_path || !o->listen)
         return hs_error_set(err, HS_ERR_INVALID, "a coordinator needs --model, --cluster "
                                 "and --listen");
+    if (!(o->elastic >= 0 && o->elastic <= 0.5))
+        return hs_error_set(err, HS_ERR_INVALID, "elastic: %g is not a share of the model's "
+                                "FLOPs from 0 to 0.5", o->elastic);
     hs_coordinator *c = calloc(1, sizeof *c);
     if (!c)
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
@@ -1323,6 +1358,8 @@ hs_status hs_coordinator_run(hs_coordinator *c, hs_error *err)
         if (items[2].revents & ZMQ_POLLIN)
             on_monitor(c, now);
         on_timers(c, now);
+        if (c->o.elastic > 0)
+            elastic_sync(c);
         publish(c, false);
     }
     publish(c, true);

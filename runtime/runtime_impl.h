@@ -73,18 +73,26 @@ const char *hs__plan_endpoint(const hs_wire_plan *p, const char *device);
 
 /* Elastic hand-off (hs_coordinator_opts.elastic). In a 2-stage plan the source device's
  * worker, which runs in the coordinator's process, need not hand each request over at the
- * plan's cut: it runs the request up to the first node of a window around the cut (by the
- * model's FLOPs), then hands it over at the first cheap cut (at most twice the plan's cut's
- * bytes) where the next stage has no request waiting, and at the window's end at the latest.
- * The next stage runs from wherever the request arrives (DATA's `first`). Each request is
- * thus split where it balances the two devices at that moment: a core that is slower for a
- * second or two (a VM's neighbours) no longer idles the other one. The next stage's backlog
- * is what the source handed over and the coordinator has not yet received back. */
+ * plan's cut. It runs the request to the first point of a window of cheap cuts (at most twice
+ * the plan's cut's bytes) around the plan's cut, by the model's FLOPs, and on from point to
+ * point: before the plan's cut it hands over only to an idle stage 1, from the plan's cut on
+ * when stage 1 has nothing waiting, and at the window's end at the latest. Stage 1 runs from
+ * wherever the request arrives (DATA's `first`). Each request is thus split where it balances
+ * the two devices at that moment: a core that is slower for a second or two (a VM's
+ * neighbours) no longer idles the other one.
+ *
+ * Stage 1's backlog is counted by the coordinator, which sees the results: the source writes
+ * each hand-off's request id into `ring` (it alone writes; `handed` counts them), and the
+ * coordinator, on every turn of its loop, marks those requests as at stage 1 until they are
+ * answered, re-issued or given up, and publishes how many are, with how many hand-offs it had
+ * read then (`published`: read << 16 | at stage 1). The source adds the hand-offs since. */
+#define HS_ELASTIC_RING 1024
 typedef struct hs__elastic {
-    double window;          /* the share of the model's FLOPs either side of the cut */
-    _Atomic uint64_t handed; /* requests the source handed to stage 1 of a 2-stage plan */
-    _Atomic uint64_t back;   /* results of such plans received at the sink, or given up */
-    _Atomic uint64_t early, late; /* hand-offs before and after the plan's cut */
+    double window;                      /* the share of the model's FLOPs either side */
+    _Atomic uint64_t ring[HS_ELASTIC_RING];
+    _Atomic uint64_t handed;
+    _Atomic uint64_t published;
+    _Atomic uint64_t early, late;       /* hand-offs before and after the plan's cut */
 } hs__elastic;
 
 /* Worker internals the coordinator uses to run the source device's worker in a thread,

@@ -78,6 +78,8 @@ struct hs_worker {
     hs__badlog bad;
     uint64_t stages_run;
     hs__elastic *elastic;    /* the coordinator's, for the embedded source; NULL: off */
+    double *flops_before;    /* [n + 1]: the model's FLOPs before each node (made on the
+                                first PREPARE) */
     volatile sig_atomic_t stop;
     double last_telemetry;
     int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
@@ -134,30 +136,21 @@ static void slot_clear(epoch_slot *s)
  * FLOPs before it are within `window` of the model's FLOPs of those before k, and whose cut is
  * cheap (at most twice k's bytes), k included; the MAX_WINDOW nearest k if more. Returns their
  * count, in order, and sets *nominal to k's index. */
-static int window_points(const hs_graph *g, int k, double window, int at[MAX_WINDOW],
+static int window_points(const hs_worker *w, int k, double window, int at[MAX_WINDOW],
                          int *nominal)
 {
-    int n = hs_graph_node_count(g), count = 0, mine = 0;
-    double *before = malloc((size_t)(n + 1) * sizeof *before);
+    const double *before = w->flops_before;
+    int n = hs_graph_node_count(w->g), count = 0, mine = 0;
     int *all = malloc((size_t)n * sizeof *all);
-    if (!before || !all) {
-        free(before);
-        free(all);
+    if (!all)
         return 0;
-    }
-    before[0] = 0;
-    for (int i = 0; i < n; i++) {
-        hs_node_info info;
-        hs_graph_node_info(g, i, &info);
-        before[i + 1] = before[i] + info.flops;
-    }
     double lo = before[k] - window * before[n], hi = before[k] + window * before[n];
-    int64_t cheap = 2 * hs_graph_cut_bytes(g, k - 1);
+    int64_t cheap = 2 * hs_graph_cut_bytes(w->g, k - 1);
     for (int b = 1; b < n; b++) {
         if (b == k)
             mine = count;
         if (b == k ||
-            (before[b] >= lo && before[b] <= hi && hs_graph_cut_bytes(g, b - 1) <= cheap))
+            (before[b] >= lo && before[b] <= hi && hs_graph_cut_bytes(w->g, b - 1) <= cheap))
             all[count++] = b;
     }
     int from = 0;
@@ -168,35 +161,48 @@ static int window_points(const hs_graph *g, int k, double window, int at[MAX_WIN
     int kept = count - from < MAX_WINDOW ? count - from : MAX_WINDOW;
     memcpy(at, all + from, (size_t)kept * sizeof *at);
     *nominal = mine - from;
-    free(before);
     free(all);
     return kept;
 }
 
 /* Elastic sending for stage 0 of a 2-stage plan (the source), when the window holds more than
- * the plan's cut. */
-static hs_status prepare_elastic(hs_worker *w, epoch_slot *slot, hs_error *err)
+ * the plan's cut. Executors it cannot make (out of memory, or of executor slots) leave the
+ * plan's cut fixed: the plan itself still runs. */
+static void prepare_elastic(hs_worker *w, epoch_slot *slot)
 {
     const hs_wire_plan *plan = &slot->plan;
     int k = plan->stages[0].last;
     if (!w->elastic || slot->stage != 0 || plan->n_stages != 2 || k == 0 ||
         k == plan->stages[1].last)
-        return HS_OK;
-    int at[MAX_WINDOW], nominal, n_at = window_points(w->g, k, w->elastic->window, at, &nominal);
+        return;
+    int at[MAX_WINDOW], nominal, n_at = window_points(w, k, w->elastic->window, at, &nominal);
     if (n_at < 2)
-        return HS_OK;
-    if (!(slot->lead = exec_acquire(w, 0, at[0], err)))
-        return HS_ERR_NOMEM;
+        return;
+    hs_error err;
+    if (!(slot->lead = exec_acquire(w, 0, at[0], &err)))
+        goto fail;
     for (int i = 0; i + 1 < n_at; i++) {
-        if (!(slot->step[i] = exec_acquire(w, at[i], at[i + 1], err))) {
-            slot->n_at = i + 1; /* what slot_clear releases */
-            return HS_ERR_NOMEM;
-        }
+        if (!(slot->step[i] = exec_acquire(w, at[i], at[i + 1], &err)))
+            goto fail;
         slot->n_at = i + 2;
     }
     memcpy(slot->at, at, sizeof at);
     slot->nominal = nominal;
-    return HS_OK;
+    return;
+fail:
+    for (int i = 0; i + 1 < slot->n_at; i++)
+        exec_release(slot->step[i]);
+    exec_release(slot->lead);
+    slot->lead = NULL;
+    slot->n_at = 0;
+    fprintf(stderr, "worker %s: plan %u: no elastic hand-off, the plan's cut stays: %s\n",
+            w->name, plan->epoch, err.msg);
+}
+
+/* FLOPs of nodes [first, last). */
+static double range_flops(const hs_worker *w, int first, int last)
+{
+    return w->flops_before[last] - w->flops_before[first];
 }
 
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
@@ -211,6 +217,16 @@ static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
 static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
 {
     int n = hs_graph_node_count(w->g);
+    if (!w->flops_before) {
+        if (!(w->flops_before = malloc((size_t)(n + 1) * sizeof *w->flops_before)))
+            return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
+        w->flops_before[0] = 0;
+        for (int i = 0; i < n; i++) {
+            hs_node_info info;
+            hs_graph_node_info(w->g, i, &info);
+            w->flops_before[i + 1] = w->flops_before[i] + info.flops;
+        }
+    }
     epoch_slot *slot = find_epoch(w, plan->epoch);
     if (slot)
         slot_clear(slot); /* a re-sent PREPARE replaces the old one */
@@ -245,11 +261,7 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     slot->plan = *plan;
     slot->stage = stage;
     slot->exec = e;
-    hs_status st = prepare_elastic(w, slot, err);
-    if (st != HS_OK) {
-        slot_clear(slot);
-        return st;
-    }
+    prepare_elastic(w, slot);
     /* Connect to the next hop now, so the first activation does not wait for TCP. */
     if (stage >= 0) {
         const char *next = stage + 1 < plan->n_stages
@@ -475,26 +487,23 @@ static shared_exec *start_exec(hs_worker *w, epoch_slot *slot, int from, char *w
     return e;
 }
 
-/* How many requests wait at stage 1 for the source, as far as it knows: handed over and not
- * yet back at the coordinator, less the one stage 1 is running. */
-static uint64_t waiting_after(const hs__elastic *el)
+/* Requests at stage 1, as far as the source knows (see hs__elastic). */
+static uint64_t stage1_backlog(hs__elastic *el)
 {
-    uint64_t handed = atomic_load(&el->handed), back = atomic_load(&el->back);
-    return handed > back + 1 ? handed - back - 1 : 0;
+    uint64_t published = atomic_load(&el->published), handed = atomic_load(&el->handed);
+    uint64_t read = published >> 16, at = published & 0xffff;
+    return at + (handed > read ? handed - read : 0);
 }
 
-/* Runs slot's (elastic) stage 0 on inputs: the lead, then one step after another until stage 1
- * has nothing waiting or the window ends. Sets *x to the executor that produced outputs and
- * *to to the node they are for; *nominal_s to the time to the plan's cut (-1 if handed over
- * before it). */
+/* Runs slot's (elastic) stage 0 on inputs: the lead, then one step after another, handing
+ * over before the plan's cut only to an idle stage 1, from it on when stage 1 has nothing
+ * waiting, at the window's end at the latest. Sets *x to the executor that produced outputs
+ * and *to to the node they are for. */
 static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
-                             hs_tensor *outputs, hs_exec **x, int *to, double *nominal_s,
-                             hs_error *err)
+                             hs_tensor *outputs, hs_exec **x, int *to, hs_error *err)
 {
-    double t0 = hs__now();
     hs_tensor cut[HS_WIRE_MAX_TENSORS];
     *x = slot->lead->x;
-    *nominal_s = -1;
     int i = 0;
     for (;; i++) {
         int n_out = hs_exec_output_count(*x);
@@ -504,9 +513,10 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
                                    outputs, n_out, err);
         if (st != HS_OK)
             return st;
-        if (i == slot->nominal)
-            *nominal_s = hs__now() - t0;
-        if (i + 1 == slot->n_at || waiting_after(w->elastic) == 0)
+        if (i + 1 == slot->n_at)
+            break;
+        uint64_t backlog = stage1_backlog(w->elastic);
+        if (i < slot->nominal ? backlog == 0 : backlog <= 1)
             break;
         memcpy(cut, outputs, (size_t)n_out * sizeof *cut);
         *x = slot->step[i]->x;
@@ -572,29 +582,34 @@ static void handle_data(hs_worker *w, hs_msg *m)
     hs_status st = HS_OK;
     int to = slot->stage + 1 < slot->plan.n_stages ? slot->plan.stages[slot->stage + 1].first
                                                    : 0;
-    double t0 = hs__now(), measured = -1; /* the stage's own time, for telemetry */
+    double t0 = hs__now();
     if (elastic) {
-        st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &measured, &err);
+        st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &err);
     } else {
         if (head && hs_exec_output_count(head) > HS_WIRE_MAX_TENSORS)
             st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
         else if (head)
             st = hs_exec_run(head, inputs, n_in, mid, hs_exec_output_count(head), &err);
-        t0 = hs__now();
         if (st == HS_OK && hs_exec_output_count(x) > HS_WIRE_MAX_TENSORS)
             st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
         else if (st == HS_OK)
             st = hs_exec_run(x, head ? mid : inputs, hs_exec_input_count(x), outputs,
                              hs_exec_output_count(x), &err);
-        if (from <= stage->first) /* x ran the whole stage: a start past it ran less */
-            measured = hs__now() - t0;
     }
     if (st != HS_OK) {
         hs__bad_message(&w->bad, w->name, "executor", err.msg);
         return;
     }
-    if (measured >= 0) {
-        slot->seconds += measured;
+    /* Telemetry is the planned stage's time: a run over another range (an elastic hand-off)
+     * counts in proportion to the FLOPs, the planned range's over the range run. */
+    int ran_last = elastic ? to : stage->last;
+    double planned = range_flops(w, stage->first, stage->last),
+           ran = range_flops(w, from, ran_last), seconds = hs__now() - t0;
+    if (ran_last == stage->last && from == stage->first) {
+        slot->seconds += seconds;
+        slot->count++;
+    } else if (planned > 0 && ran > 0) {
+        slot->seconds += seconds * planned / ran;
         slot->count++;
     }
     w->stages_run++;
@@ -642,7 +657,11 @@ static void handle_data(hs_worker *w, hs_msg *m)
     if (hs__send_data(sock, o, free_block, block, &err) != HS_OK)
         hs__bad_message(&w->bad, w->name, "send", err.msg);
     else if (w->elastic && slot->stage == 0 && plan->n_stages == 2 && plan->stages[0].last > 0) {
-        atomic_fetch_add(&w->elastic->handed, 1);
+        hs__elastic *el = w->elastic; /* the ring's only writer: see hs__elastic */
+        uint64_t h = atomic_load_explicit(&el->handed, memory_order_relaxed);
+        atomic_store_explicit(&el->ring[h % HS_ELASTIC_RING], m->request_id,
+                              memory_order_relaxed);
+        atomic_store_explicit(&el->handed, h + 1, memory_order_release);
         if (to != plan->stages[1].first)
             atomic_fetch_add(to < plan->stages[1].first ? &w->elastic->early
                                                         : &w->elastic->late, 1);
@@ -883,6 +902,7 @@ void hs_worker_free(hs_worker *w)
     if (w->own_ctx && w->ctx)
         zmq_ctx_term(w->ctx);
     hs_graph_free(w->own_graph);
+    free(w->flops_before);
     if (w->in)
         hs_msg_close(w->in);
     free(w->in);

@@ -63,14 +63,16 @@ typedef struct hs_coordinator_opts {
     bool no_mix;                 /* throughput: never run a share of the requests on a second
                                     plan (a neighbour of the current one) to balance stages
                                     finer than a node (hs_plan_mix) */
-    double elastic;              /* > 0: elastic hand-off in 2-stage plans. The source hands
-                                    each request to stage 1 at whichever cheap cut within this
-                                    share of the model's FLOPs either side of the plan's cut
-                                    leaves stage 1 no request waiting (at the far end of that
-                                    window at the latest), and stage 1 runs on from there:
-                                    each request balances the two devices as they run at that
-                                    moment. Replaces plan mixing. 0: off (the CLI's default
-                                    is HS_DEFAULT_ELASTIC for the throughput objective) */
+    double elastic;              /* 0 to 0.5 (else hs_coordinator_new fails); > 0: elastic
+                                    hand-off in 2-stage plans. The source hands each request
+                                    to stage 1 at a cheap cut within this share of the
+                                    model's FLOPs either side of the plan's cut: before the
+                                    plan's cut only to an idle stage 1, after it as soon as
+                                    stage 1 has nothing waiting, at the window's end at the
+                                    latest; stage 1 runs on from there. Each request balances
+                                    the two devices as they run at that moment. Such plans
+                                    are not mixed. 0: off (the CLI's default is
+                                    HS_DEFAULT_ELASTIC for the throughput objective) */
     hs_net_opts net;
     bool verbose;                /* one line per membership change and plan on stderr, and
                                     every 5 s answered/s and measured stage times */
