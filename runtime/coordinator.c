@@ -782,9 +782,13 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
         rec->plan.stages[m->stage].device != d)
         return;
     const hs_stage *st = &rec->plan.stages[m->stage];
-    hs_cost_observe(c->costs, d, st->first, st->last, m->seconds / m->count, 0.2);
+    bool own = !m->last || (m->first == st->first && m->last == st->last);
+    if (!own && !(m->first < m->last && m->last <= hs_graph_node_count(c->g)))
+        return;
+    hs_cost_observe(c->costs, d, own ? st->first : m->first, own ? st->last : m->last,
+                    m->seconds / m->count, 0.2);
     c->observations++;
-    if (m->epoch == c->current) {
+    if (own && m->epoch == c->current) {
         c->status_seconds[d] += m->seconds;
         c->status_runs[d] += m->count;
     }

@@ -24,12 +24,19 @@
 #define MAX_EXECS 256
 #define MAX_STARTS 32 /* nodes other than its first that a stage's runs start at, per plan */
 #define MAX_WINDOW 32 /* points an elastic sender may hand a request over at, per plan */
+#define MAX_RANGES 8  /* node ranges a plan's telemetry reports apart between two flushes */
 #define TELEMETRY_EVERY_S 0.2
 
 typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
     int first, last, refs;
     hs_exec *x;
 } shared_exec;
+
+typedef struct range_time { /* runs of nodes [first, last): how many, and their time */
+    int first, last;
+    double seconds;
+    uint32_t count;
+} range_time;
 
 typedef struct epoch_slot {
     bool used;
@@ -50,8 +57,10 @@ typedef struct epoch_slot {
     int n_at, nominal;       /* nominal: the index of the plan's cut in at[] */
     int at[MAX_WINDOW];
     shared_exec *lead, *step[MAX_WINDOW];
-    double seconds;          /* telemetry not yet sent */
-    uint32_t count;
+    /* Telemetry not yet sent, per range of nodes run (the stage's, or an elastic hand-off's;
+     * runs over ranges beyond the first MAX_RANGES go unreported until the next flush). */
+    int n_ranges;
+    range_time ranges[MAX_RANGES];
 } epoch_slot;
 
 struct hs_worker {
@@ -197,12 +206,6 @@ fail:
     slot->n_at = 0;
     fprintf(stderr, "worker %s: plan %u: no elastic hand-off, the plan's cut stays: %s\n",
             w->name, plan->epoch, err.msg);
-}
-
-/* FLOPs of nodes [first, last). */
-static double range_flops(const hs_worker *w, int first, int last)
-{
-    return w->flops_before[last] - w->flops_before[first];
 }
 
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
@@ -398,21 +401,42 @@ static hs_status say_hello(hs_worker *w, hs_error *err)
     return send_control(w, w->out, err);
 }
 
+/* Adds one run of nodes [first, last) that took `seconds` to slot's telemetry. */
+static void measured(epoch_slot *s, int first, int last, double seconds)
+{
+    int i = 0;
+    while (i < s->n_ranges && (s->ranges[i].first != first || s->ranges[i].last != last))
+        i++;
+    if (i == MAX_RANGES)
+        return;
+    if (i == s->n_ranges)
+        s->ranges[s->n_ranges++] = (range_time){first, last, 0, 0};
+    s->ranges[i].seconds += seconds;
+    s->ranges[i].count++;
+}
+
 static void flush_telemetry(hs_worker *w, double now)
 {
     w->last_telemetry = now;
     for (int i = 0; i < MAX_EPOCHS; i++) {
         epoch_slot *s = &w->epochs[i];
-        if (!s->used || !s->count)
-            continue;
-        hs_msg_init(w->out, HS_MSG_TELEMETRY);
-        w->out->epoch = s->epoch;
-        w->out->stage = s->stage;
-        w->out->count = s->count;
-        w->out->seconds = s->seconds;
-        hs_error err;
-        if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) == HS_OK)
-            s->count = 0, s->seconds = 0;
+        int kept = 0;
+        for (int r = 0; s->used && r < s->n_ranges; r++) {
+            const hs_wire_stage *st = &s->plan.stages[s->stage];
+            hs_msg_init(w->out, HS_MSG_TELEMETRY);
+            w->out->epoch = s->epoch;
+            w->out->stage = s->stage;
+            w->out->count = s->ranges[r].count;
+            w->out->seconds = s->ranges[r].seconds;
+            if (s->ranges[r].first != st->first || s->ranges[r].last != st->last) {
+                w->out->first = s->ranges[r].first;
+                w->out->last = s->ranges[r].last;
+            }
+            hs_error err;
+            if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) != HS_OK)
+                s->ranges[kept++] = s->ranges[r]; /* again at the next flush */
+        }
+        s->n_ranges = kept;
     }
 }
 
@@ -600,18 +624,7 @@ static void handle_data(hs_worker *w, hs_msg *m)
         hs__bad_message(&w->bad, w->name, "executor", err.msg);
         return;
     }
-    /* Telemetry is the planned stage's time: a run over another range (an elastic hand-off)
-     * counts in proportion to the FLOPs, the planned range's over the range run. */
-    int ran_last = elastic ? to : stage->last;
-    double planned = range_flops(w, stage->first, stage->last),
-           ran = range_flops(w, from, ran_last), seconds = hs__now() - t0;
-    if (ran_last == stage->last && from == stage->first) {
-        slot->seconds += seconds;
-        slot->count++;
-    } else if (planned > 0 && ran > 0) {
-        slot->seconds += seconds * planned / ran;
-        slot->count++;
-    }
+    measured(slot, from, elastic ? to : stage->last, hs__now() - t0);
     w->stages_run++;
     int n_out = hs_exec_output_count(x);
 

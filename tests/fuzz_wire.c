@@ -181,6 +181,7 @@ static void sample(hs_msg *m, hs_msg_kind k)
     m->request_id = 42;
     m->cut = 1;
     m->first = 29; /* DATA: an elastic hand-off two nodes before stage 1's planned first */
+    m->last = 60;  /* TELEMETRY: runs of [29, 60) */
     m->stage = 1;
     m->count = 16;
     m->seconds = 0.375;

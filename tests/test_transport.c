@@ -133,6 +133,8 @@ static void sample(hs_msg *m, hs_msg_kind k)
         m->stage = 2;
         m->count = 40;
         m->seconds = 1.25;
+        m->first = 12;
+        m->last = 31;
         break;
     case HS_MSG_DATA:
         m->epoch = 18;
@@ -195,6 +197,8 @@ static void check_same(const hs_msg *a, const hs_msg *b)
         cr_assert_eq(b->cut, a->cut);
     if (f & HS_F_FIRST)
         cr_assert_eq(b->first, a->first);
+    if (f & HS_F_LAST)
+        cr_assert_eq(b->last, a->last);
     if (f & HS_F_STAGE)
         cr_assert_eq(b->stage, a->stage);
     if (f & HS_F_COUNT)

@@ -580,9 +580,12 @@ static hs_status decode_header(dec *d, hs_msg *m)
         case HS_F_CUT:
         case HS_F_STAGE:
         case HS_F_FIRST:
+        case HS_F_LAST:
             if (!(st = get_int(d, o, key, 0, INT32_MAX, &iv)))
-                *(bit == HS_F_CUT ? &m->cut : bit == HS_F_STAGE ? &m->stage : &m->first) =
-                    (int32_t)iv;
+                *(bit == HS_F_CUT     ? &m->cut
+                  : bit == HS_F_STAGE ? &m->stage
+                  : bit == HS_F_FIRST ? &m->first
+                                      : &m->last) = (int32_t)iv;
             break;
         case HS_F_TENSORS: st = get_tensors(d, o, m); break;
         case HS_F_SECONDS:

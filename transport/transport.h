@@ -42,7 +42,8 @@ typedef enum hs_msg_kind {
     HS_MSG_COMMIT,     /* coordinator -> worker: epoch is live; epochs below retire_below are
                           finished and may be freed */
     HS_MSG_TELEMETRY,  /* worker -> coordinator: measured stage times (epoch, stage, count,
-                          seconds) */
+                          seconds), of nodes [first, last) when last > 0 (an elastic
+                          hand-off ran another range than the stage's) */
     HS_MSG_DATA,       /* data plane: the cut tensors of request_id under epoch, for stage `cut`
                           (the last stage's outputs go to the sink with cut = n_stages),
                           which starts at node `first` (0: at the plan's first node) */
@@ -106,7 +107,8 @@ typedef struct hs_msg {
                        off elsewhere than the plan's cut (elastic hand-off); 0: the plan's */
     int n_tensors;
     hs_wire_tensor tensors[HS_WIRE_MAX_TENSORS];
-    /* TELEMETRY */
+    /* TELEMETRY (and `first`) */
+    int32_t last;   /* > 0: the runs measured covered nodes [first, last); 0: the stage's */
     int32_t stage;
     uint32_t count;
     double seconds; /* sum of `count` measured stage times */

@@ -37,8 +37,9 @@ enum {
     HS_F_TOTAL = 1u << 15,
     HS_F_SIZE = 1u << 16, /* a kind with "size" carries one raw chunk frame of that many bytes */
     HS_F_FIRST = 1u << 17,
+    HS_F_LAST = 1u << 18,
 };
-#define HS_N_FIELDS 18
+#define HS_N_FIELDS 19
 
 typedef struct hs__kind_fields {
     unsigned required; /* must be present */

@@ -33,7 +33,8 @@ const hs__kind_fields hs__kind_fields_table[HS_MSG_COUNT] = {
     [HS_MSG_PREPARE] = { HS_F_PLAN, 0 },
     [HS_MSG_READY] = { HS_F_EPOCH | HS_F_STATUS, HS_F_REASON },
     [HS_MSG_COMMIT] = { HS_F_EPOCH | HS_F_RETIRE, 0 },
-    [HS_MSG_TELEMETRY] = { HS_F_EPOCH | HS_F_STAGE | HS_F_COUNT | HS_F_SECONDS, 0 },
+    [HS_MSG_TELEMETRY] = { HS_F_EPOCH | HS_F_STAGE | HS_F_COUNT | HS_F_SECONDS,
+                           HS_F_FIRST | HS_F_LAST },
     [HS_MSG_DATA] = { HS_F_EPOCH | HS_F_RID | HS_F_CUT | HS_F_TENSORS, HS_F_FIRST },
     [HS_MSG_SUBMIT] = { HS_F_RID | HS_F_TENSORS, 0 },
     [HS_MSG_REPLY] = { HS_F_RID | HS_F_STATUS | HS_F_TENSORS, HS_F_REASON },
@@ -45,7 +46,7 @@ const hs__kind_fields hs__kind_fields_table[HS_MSG_COUNT] = {
 const char *const hs__field_keys[HS_N_FIELDS] = {
     "name", "endpoint", "digest", "status", "reason", "plan",  "epoch",
     "retire", "rid",    "cut",    "tensors", "stage", "count", "seconds", "offset",
-    "total",  "size",   "first",
+    "total",  "size",   "first", "last",
 };
 
 const char *hs_msg_kind_name(hs_msg_kind kind)
@@ -231,8 +232,12 @@ static hs_status put_field(enc *e, const hs_msg *m, unsigned field)
     case HS_F_RID: e->failed |= msgpack_pack_uint64(&e->pk, m->request_id); return HS_OK;
     case HS_F_CUT:
     case HS_F_STAGE:
-    case HS_F_FIRST: {
-        int32_t v = field == HS_F_CUT ? m->cut : field == HS_F_STAGE ? m->stage : m->first;
+    case HS_F_FIRST:
+    case HS_F_LAST: {
+        int32_t v = field == HS_F_CUT     ? m->cut
+                    : field == HS_F_STAGE ? m->stage
+                    : field == HS_F_FIRST ? m->first
+                                          : m->last;
         if (v < 0)
             return hs__terr(e->err, HS_ERR_INVALID, "%s: '%s' is %d", e->kind,
                             hs__field_keys[__builtin_ctz(field)], (int)v);

@@ -1,6 +1,7 @@
 /*
  * A rogue peer for the end-to-end tests: sends a running cluster malformed, truncated,
- * oversized, misaddressed and wrong-epoch messages, on every socket it can reach.
+ * oversized, misaddressed and wrong-epoch messages, and a hand-off to a node no stage can
+ * start at, on every socket it can reach.
  * Usage: rogue COORDINATOR_ENDPOINT WORKER_DATA_ENDPOINT SINK_ENDPOINT EPOCH OVERSIZE_BYTES
  * Prints how many messages it sent; the test checks that the cluster went on serving.
  */
@@ -82,6 +83,9 @@ int main(int argc, char **argv)
         data_msg(m, epoch, 1, 43, wrong, 3, buf); /* known epoch, wrong shape */
         msg(data, m);
         msg(sink, m);
+        data_msg(m, epoch, 1, 45, shape, 4, buf); /* an elastic start past the model's end */
+        m->first = 1 << 30;
+        msg(data, m);
         data_msg(m, epoch, 1, 44, shape, 4, buf); /* on the control socket */
         msg(control, m);
         hs_msg_init(m, HS_MSG_HELLO); /* a device that is not in the cluster */

@@ -36,6 +36,8 @@ bad_w=$(grep -oE "dropped [0-9]+ messages" "$TMP/w1.log" | grep -oE "[0-9]+")
 echo "coordinator counted ${bad_c:-?} bad messages, worker dropped ${bad_w:-?}"
 check "the coordinator counted the bad messages" [ "${bad_c:-0}" -ge 10 ]
 check "the worker counted the bad messages" [ "${bad_w:-0}" -ge 10 ]
+check "the worker refused a hand-off to a node past the model's end" \
+  grep -q "cannot start at node 1073741824" "$TMP/w1.log"
 check "each kind of bad message was logged once, not per message" \
   [ "$(grep -c 'dropped a message' "$TMP/coord.log")" -lt 30 ]
 finish
