@@ -54,6 +54,7 @@
 #define MIX_GAIN 0.005       /* mix in a neighbouring plan when that gains at least this */
 #define MIX_BACKOFF_S 10.0   /* no mixing this long after a neighbour failed to prepare */
 #define STATUS_EVERY_S 5.0   /* --verbose: answered/s and measured stage times this often */
+#define OBSERVE_TAU_S 1.0    /* measured time a device's cost correction averages over */
 
 hs_status hs__plan_file_load(const char *path, const hs_cluster *c, int n_nodes, hs_plan *out,
                              hs_error *err);
@@ -785,8 +786,11 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
     bool own = !m->last || (m->first == st->first && m->last == st->last);
     if (!own && !(m->first < m->last && m->last <= hs_graph_node_count(c->g)))
         return;
+    /* Weighted by the time measured: with elastic hand-off a device reports several ranges,
+     * each in its own message, and which ones it ran depends on how fast it was then; equal
+     * weights per message would favour the rarely run ranges. */
     hs_cost_observe(c->costs, d, own ? st->first : m->first, own ? st->last : m->last,
-                    m->seconds / m->count, 0.2);
+                    m->seconds / m->count, fmax(1 - exp(-m->seconds / OBSERVE_TAU_S), 1e-6));
     c->observations++;
     if (own && m->epoch == c->current) {
         c->status_seconds[d] += m->seconds;
