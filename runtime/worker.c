@@ -57,8 +57,9 @@ typedef struct epoch_slot {
     int n_at, nominal;       /* nominal: the index of the plan's cut in at[] */
     int at[MAX_WINDOW];
     shared_exec *lead, *step[MAX_WINDOW];
-    /* Telemetry not yet sent, per range of nodes run (the stage's, or an elastic hand-off's;
-     * runs over ranges beyond the first MAX_RANGES go unreported until the next flush). */
+    /* Telemetry not yet sent, per range of nodes timed (TELEMETRY can carry any range; the
+     * worker times only its stage's own, see handle_data; ranges beyond the first MAX_RANGES
+     * go unreported until the next flush). */
     int n_ranges;
     range_time ranges[MAX_RANGES];
 } epoch_slot;
@@ -521,12 +522,16 @@ static uint64_t stage1_backlog(hs__elastic *el)
 
 /* Runs slot's (elastic) stage 0 on inputs: the lead, then one step after another, handing
  * over before the plan's cut only to an idle stage 1, from it on when stage 1 has nothing
- * waiting, at the window's end at the latest. Sets *x to the executor that produced outputs
- * and *to to the node they are for. */
+ * waiting, at the window's end at the latest. Sets *x to the executor that produced outputs,
+ * *to to the node they are for, and *own_s to the time to the plan's cut (-1: handed over
+ * before it). */
 static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
-                             hs_tensor *outputs, hs_exec **x, int *to, hs_error *err)
+                             hs_tensor *outputs, hs_exec **x, int *to, double *own_s,
+                             hs_error *err)
 {
     hs_tensor cut[HS_WIRE_MAX_TENSORS];
+    double t0 = hs__now();
+    *own_s = -1;
     *x = slot->lead->x;
     int i = 0;
     for (;; i++) {
@@ -537,6 +542,8 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
                                    outputs, n_out, err);
         if (st != HS_OK)
             return st;
+        if (i == slot->nominal)
+            *own_s = hs__now() - t0;
         if (i + 1 == slot->n_at)
             break;
         uint64_t backlog = stage1_backlog(w->elastic);
@@ -606,26 +613,34 @@ static void handle_data(hs_worker *w, hs_msg *m)
     hs_status st = HS_OK;
     int to = slot->stage + 1 < slot->plan.n_stages ? slot->plan.stages[slot->stage + 1].first
                                                    : 0;
-    double t0 = hs__now();
+    /* Telemetry times the stage's own range only, inside a run that covered it: partial
+     * ranges are run when a device is fast or slow at that moment, and in benchmark runs
+     * reporting them (scaled by FLOPs, or as ranges of their own) moved the plan 4-12 times
+     * more and kept less of the machine. */
+    double own_s = -1;
     if (elastic) {
-        st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &err);
+        st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &own_s, &err);
     } else {
         if (head && hs_exec_output_count(head) > HS_WIRE_MAX_TENSORS)
             st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
         else if (head)
             st = hs_exec_run(head, inputs, n_in, mid, hs_exec_output_count(head), &err);
+        double t0 = hs__now();
         if (st == HS_OK && hs_exec_output_count(x) > HS_WIRE_MAX_TENSORS)
             st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
         else if (st == HS_OK)
             st = hs_exec_run(x, head ? mid : inputs, hs_exec_input_count(x), outputs,
                              hs_exec_output_count(x), &err);
+        if (from <= stage->first) /* x is the stage's own executor */
+            own_s = hs__now() - t0;
     }
     if (st != HS_OK) {
         hs__bad_message(&w->bad, w->name, "executor", err.msg);
         return;
     }
-    measured(slot, from, elastic ? to : stage->last, hs__now() - t0);
     w->stages_run++;
+    if (own_s >= 0)
+        measured(slot, stage->first, stage->last, own_s);
     int n_out = hs_exec_output_count(x);
 
     /* The arena is reused by the next run: copy the cut into one block that ZeroMQ sends
