@@ -786,8 +786,8 @@ static void on_telemetry(hs_coordinator *c, int d, const hs_msg *m)
     bool own = !m->last || (m->first == st->first && m->last == st->last);
     if (!own && !(m->first < m->last && m->last <= hs_graph_node_count(c->g)))
         return;
-    /* Weighted by the time measured: with elastic hand-off a device reports several ranges,
-     * each in its own message, and which ones it ran depends on how fast it was then; equal
+    /* Weighted by the time measured: a peer may report several ranges of one stage, each in
+     * its own message, and which ones ran can depend on how fast the device was then; equal
      * weights per message would favour the rarely run ranges. */
     hs_cost_observe(c->costs, d, own ? st->first : m->first, own ? st->last : m->last,
                     m->seconds / m->count, fmax(1 - exp(-m->seconds / OBSERVE_TAU_S), 1e-6));

@@ -24,19 +24,12 @@
 #define MAX_EXECS 256
 #define MAX_STARTS 32 /* nodes other than its first that a stage's runs start at, per plan */
 #define MAX_WINDOW 32 /* points an elastic sender may hand a request over at, per plan */
-#define MAX_RANGES 8  /* node ranges a plan's telemetry reports apart between two flushes */
 #define TELEMETRY_EVERY_S 0.2
 
 typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
     int first, last, refs;
     hs_exec *x;
 } shared_exec;
-
-typedef struct range_time { /* runs of nodes [first, last): how many, and their time */
-    int first, last;
-    double seconds;
-    uint32_t count;
-} range_time;
 
 typedef struct epoch_slot {
     bool used;
@@ -57,11 +50,8 @@ typedef struct epoch_slot {
     int n_at, nominal;       /* nominal: the index of the plan's cut in at[] */
     int at[MAX_WINDOW];
     shared_exec *lead, *step[MAX_WINDOW];
-    /* Telemetry not yet sent, per range of nodes timed (TELEMETRY can carry any range; the
-     * worker times only its stage's own, see handle_data; ranges beyond the first MAX_RANGES
-     * go unreported until the next flush). */
-    int n_ranges;
-    range_time ranges[MAX_RANGES];
+    double seconds;          /* telemetry not yet sent: the stage's own range, see handle_data */
+    uint32_t count;
 } epoch_slot;
 
 struct hs_worker {
@@ -88,8 +78,8 @@ struct hs_worker {
     hs__badlog bad;
     uint64_t stages_run;
     hs__elastic *elastic;    /* the coordinator's, for the embedded source; NULL: off */
-    double *flops_before;    /* [n + 1]: the model's FLOPs before each node (made on the
-                                first PREPARE) */
+    double *flops_before;    /* [n + 1]: the model's FLOPs before each node (made for the
+                                first elastic window) */
     volatile sig_atomic_t stop;
     double last_telemetry;
     int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
@@ -145,15 +135,25 @@ static void slot_clear(epoch_slot *s)
 /* The points of an elastic window around cut k (0 < k < n): every node b with 0 < b < n whose
  * FLOPs before it are within `window` of the model's FLOPs of those before k, and whose cut is
  * cheap (at most twice k's bytes), k included; the MAX_WINDOW nearest k if more. Returns their
- * count, in order, and sets *nominal to k's index. */
-static int window_points(const hs_worker *w, int k, double window, int at[MAX_WINDOW],
+ * count, in order (0 when out of memory), and sets *nominal to k's index. */
+static int window_points(hs_worker *w, int k, double window, int at[MAX_WINDOW],
                          int *nominal)
 {
-    const double *before = w->flops_before;
     int n = hs_graph_node_count(w->g), count = 0, mine = 0;
+    if (!w->flops_before && (w->flops_before = malloc((size_t)(n + 1) * sizeof(double)))) {
+        w->flops_before[0] = 0;
+        for (int i = 0; i < n; i++) {
+            hs_node_info info;
+            hs_graph_node_info(w->g, i, &info);
+            w->flops_before[i + 1] = w->flops_before[i] + info.flops;
+        }
+    }
+    const double *before = w->flops_before;
     int *all = malloc((size_t)n * sizeof *all);
-    if (!all)
+    if (!before || !all) {
+        free(all);
         return 0;
+    }
     double lo = before[k] - window * before[n], hi = before[k] + window * before[n];
     int64_t cheap = 2 * hs_graph_cut_bytes(w->g, k - 1);
     for (int b = 1; b < n; b++) {
@@ -221,16 +221,6 @@ static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
 static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
 {
     int n = hs_graph_node_count(w->g);
-    if (!w->flops_before) {
-        if (!(w->flops_before = malloc((size_t)(n + 1) * sizeof *w->flops_before)))
-            return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
-        w->flops_before[0] = 0;
-        for (int i = 0; i < n; i++) {
-            hs_node_info info;
-            hs_graph_node_info(w->g, i, &info);
-            w->flops_before[i + 1] = w->flops_before[i] + info.flops;
-        }
-    }
     epoch_slot *slot = find_epoch(w, plan->epoch);
     if (slot)
         slot_clear(slot); /* a re-sent PREPARE replaces the old one */
@@ -402,42 +392,21 @@ static hs_status say_hello(hs_worker *w, hs_error *err)
     return send_control(w, w->out, err);
 }
 
-/* Adds one run of nodes [first, last) that took `seconds` to slot's telemetry. */
-static void measured(epoch_slot *s, int first, int last, double seconds)
-{
-    int i = 0;
-    while (i < s->n_ranges && (s->ranges[i].first != first || s->ranges[i].last != last))
-        i++;
-    if (i == MAX_RANGES)
-        return;
-    if (i == s->n_ranges)
-        s->ranges[s->n_ranges++] = (range_time){first, last, 0, 0};
-    s->ranges[i].seconds += seconds;
-    s->ranges[i].count++;
-}
-
 static void flush_telemetry(hs_worker *w, double now)
 {
     w->last_telemetry = now;
     for (int i = 0; i < MAX_EPOCHS; i++) {
         epoch_slot *s = &w->epochs[i];
-        int kept = 0;
-        for (int r = 0; s->used && r < s->n_ranges; r++) {
-            const hs_wire_stage *st = &s->plan.stages[s->stage];
-            hs_msg_init(w->out, HS_MSG_TELEMETRY);
-            w->out->epoch = s->epoch;
-            w->out->stage = s->stage;
-            w->out->count = s->ranges[r].count;
-            w->out->seconds = s->ranges[r].seconds;
-            if (s->ranges[r].first != st->first || s->ranges[r].last != st->last) {
-                w->out->first = s->ranges[r].first;
-                w->out->last = s->ranges[r].last;
-            }
-            hs_error err;
-            if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) != HS_OK)
-                s->ranges[kept++] = s->ranges[r]; /* again at the next flush */
-        }
-        s->n_ranges = kept;
+        if (!s->used || !s->count)
+            continue;
+        hs_msg_init(w->out, HS_MSG_TELEMETRY);
+        w->out->epoch = s->epoch;
+        w->out->stage = s->stage;
+        w->out->count = s->count;
+        w->out->seconds = s->seconds;
+        hs_error err;
+        if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) == HS_OK)
+            s->count = 0, s->seconds = 0;
     }
 }
 
@@ -512,6 +481,17 @@ static shared_exec *start_exec(hs_worker *w, epoch_slot *slot, int from, char *w
     return e;
 }
 
+/* Runs x on n_in inputs into outputs (room for HS_WIRE_MAX_TENSORS, which a message carries at
+ * most). */
+static hs_status run_exec(hs_exec *x, const hs_tensor *inputs, int n_in, hs_tensor *outputs,
+                          hs_error *err)
+{
+    int n_out = hs_exec_output_count(x);
+    if (n_out > HS_WIRE_MAX_TENSORS)
+        return hs_error_set(err, HS_ERR_INVALID, "too many cut tensors");
+    return hs_exec_run(x, inputs, n_in, outputs, n_out, err);
+}
+
 /* Requests at stage 1, as far as the source knows (see hs__elastic). */
 static uint64_t stage1_backlog(hs__elastic *el)
 {
@@ -535,11 +515,8 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
     *x = slot->lead->x;
     int i = 0;
     for (;; i++) {
-        int n_out = hs_exec_output_count(*x);
-        if (n_out > HS_WIRE_MAX_TENSORS)
-            return hs_error_set(err, HS_ERR_INVALID, "too many cut tensors");
-        hs_status st = hs_exec_run(*x, i ? cut : inputs, i ? hs_exec_input_count(*x) : n_in,
-                                   outputs, n_out, err);
+        hs_status st = run_exec(*x, i ? cut : inputs, i ? hs_exec_input_count(*x) : n_in,
+                                outputs, err);
         if (st != HS_OK)
             return st;
         if (i == slot->nominal)
@@ -549,7 +526,7 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
         uint64_t backlog = stage1_backlog(w->elastic);
         if (i < slot->nominal ? backlog == 0 : backlog <= 1)
             break;
-        memcpy(cut, outputs, (size_t)n_out * sizeof *cut);
+        memcpy(cut, outputs, (size_t)hs_exec_output_count(*x) * sizeof *cut);
         *x = slot->step[i]->x;
     }
     *to = slot->at[i];
@@ -621,16 +598,11 @@ static void handle_data(hs_worker *w, hs_msg *m)
     if (elastic) {
         st = run_elastic(w, slot, inputs, n_in, outputs, &x, &to, &own_s, &err);
     } else {
-        if (head && hs_exec_output_count(head) > HS_WIRE_MAX_TENSORS)
-            st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
-        else if (head)
-            st = hs_exec_run(head, inputs, n_in, mid, hs_exec_output_count(head), &err);
+        if (head)
+            st = run_exec(head, inputs, n_in, mid, &err);
         double t0 = hs__now();
-        if (st == HS_OK && hs_exec_output_count(x) > HS_WIRE_MAX_TENSORS)
-            st = hs_error_set(&err, HS_ERR_INVALID, "too many cut tensors");
-        else if (st == HS_OK)
-            st = hs_exec_run(x, head ? mid : inputs, hs_exec_input_count(x), outputs,
-                             hs_exec_output_count(x), &err);
+        if (st == HS_OK)
+            st = run_exec(x, head ? mid : inputs, hs_exec_input_count(x), outputs, &err);
         if (from <= stage->first) /* x is the stage's own executor */
             own_s = hs__now() - t0;
     }
@@ -639,8 +611,10 @@ static void handle_data(hs_worker *w, hs_msg *m)
         return;
     }
     w->stages_run++;
-    if (own_s >= 0)
-        measured(slot, stage->first, stage->last, own_s);
+    if (own_s >= 0) {
+        slot->seconds += own_s;
+        slot->count++;
+    }
     int n_out = hs_exec_output_count(x);
 
     /* The arena is reused by the next run: copy the cut into one block that ZeroMQ sends

@@ -181,6 +181,18 @@ static int serve_load(double seconds, bool (*enough)(const hs_coordinator_stats 
     return answered;
 }
 
+/* The coordinator's stats once every admitted request is answered (within 2 s): the counters
+ * are published after the coordinator's turn that sent the last answer. */
+static hs_coordinator_stats settled_stats(void)
+{
+    hs_coordinator_stats st;
+    for (double until = now_s() + 2; ; usleep(1000)) {
+        hs_coordinator_get_stats(coord, &st);
+        if (st.answered == st.admitted || now_s() > until)
+            return st;
+    }
+}
+
 static bool mixed_a_hundred(const hs_coordinator_stats *st) { return st->mixed >= 100; }
 
 TestSuite(mixing, .init = start_mixing, .fini = stop, .timeout = 90);
@@ -190,13 +202,7 @@ TestSuite(elastic, .init = start_elastic, .fini = stop, .timeout = 90);
 Test(mixing, half_the_requests_run_on_the_neighbouring_plan_and_every_answer_is_exact)
 {
     int answered = serve_load(30, mixed_a_hundred);
-    /* The counters are published after the coordinator's turn that sent the last answer. */
-    hs_coordinator_stats st;
-    for (double until = now_s() + 2; ; usleep(1000)) {
-        hs_coordinator_get_stats(coord, &st);
-        if (st.answered == st.admitted || now_s() > until)
-            break;
-    }
+    hs_coordinator_stats st = settled_stats();
     cr_assert_geq(st.mixed, 100, "only %llu of %d requests mixed in within 30 s",
                   (unsigned long long)st.mixed, answered);
     cr_assert_lt(st.mixed, st.admitted, "every request went to the mixed-in plan");
@@ -225,12 +231,7 @@ static bool moved_both_ways(const hs_coordinator_stats *st)
 Test(elastic, requests_handed_over_before_and_after_the_cut_are_answered_exactly_once)
 {
     int answered = serve_load(30, moved_both_ways);
-    hs_coordinator_stats st;
-    for (double until = now_s() + 2; ; usleep(1000)) {
-        hs_coordinator_get_stats(coord, &st);
-        if (st.answered == st.admitted || now_s() > until)
-            break;
-    }
+    hs_coordinator_stats st = settled_stats();
     cr_assert(st.elastic_early >= 20 && st.elastic_late >= 20,
               "of %d requests in 30 s, %llu handed over before the plan's cut and %llu after "
               "(20 each wanted)", answered, (unsigned long long)st.elastic_early,
