@@ -3,6 +3,12 @@
  * planned before the first run: walking the nodes in order, each output gets the first gap
  * that fits (first-fit by offset) and its space is returned once its last consumer in the
  * range has run. The range's outputs (the cut after it) are kept to the end.
+ *
+ * A part runs a sub-range in its base's arena, at the base's offsets: every tensor of the cut
+ * before any node of the base's range is live there at that point of the base's plan, so the
+ * part needs no arena of its own. Inputs the base would have produced are copied to where the
+ * base keeps them, unless they are there already (the outputs of a part that ended where this
+ * one starts).
  */
 #include <cblas.h>
 #include <stdint.h>
@@ -28,6 +34,7 @@ struct hs_exec {
     size_t workspace_size;
     bool profiling;
     double *node_seconds;
+    const hs_exec *base; /* a part: offset, arena and workspace are base's; NULL: its own */
 };
 
 /* ---- arena planning ---------------------------------------------------------------------- */
@@ -111,28 +118,27 @@ static hs_status plan(hs_exec *x, hs_error *err)
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-hs_status hs_exec_new(const hs_graph *g, int first, int last, hs_exec **out, hs_error *err)
+/* Allocates x for [first, last) of g with its inputs and outputs found; offsets, arena and
+ * workspace are left to the caller. */
+static hs_exec *exec_alloc(const hs_graph *g, int first, int last)
 {
-    assert(g && out && first >= 0 && first <= last && last <= g->n_nodes);
-    *out = NULL;
     hs_exec *x = calloc(1, sizeof *x);
     if (!x)
-        return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", g->name);
+        return NULL;
     x->g = g;
     x->first = first;
     x->last = last;
     size_t nv = (size_t)g->n_values + 1;
     x->in_ids = malloc(nv * sizeof *x->in_ids);
     x->out_ids = malloc(nv * sizeof *x->out_ids);
-    x->offset = malloc(nv * sizeof *x->offset);
     x->data = calloc(nv, sizeof *x->data);
     x->node_seconds = calloc((size_t)(last - first) + 1, sizeof *x->node_seconds);
-    if (!x->in_ids || !x->out_ids || !x->offset || !x->data || !x->node_seconds)
-        goto fail_nomem;
-
+    if (!x->in_ids || !x->out_ids || !x->data || !x->node_seconds) {
+        hs_exec_free(x);
+        return NULL;
+    }
     for (int i = 0; i < g->n_values; i++) {
         const hs__value *v = &g->values[i];
-        x->offset[i] = NO_OFFSET;
         if (in_cut(v, first - 1))
             x->in_ids[x->n_in++] = i;
         if (last < g->n_nodes && in_cut(v, last - 1))
@@ -141,35 +147,74 @@ hs_status hs_exec_new(const hs_graph *g, int first, int last, hs_exec **out, hs_
     if (last == g->n_nodes) /* the final range yields the graph outputs, in their order */
         for (int i = 0; i < g->n_outputs; i++)
             x->out_ids[x->n_out++] = g->outputs[i];
+    return x;
+}
 
+static hs_status out_of_memory(const hs_graph *g, int first, int last, hs_error *err)
+{
+    return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory for nodes [%d, %d)", g->name,
+                         first, last);
+}
+
+hs_status hs_exec_new(const hs_graph *g, int first, int last, hs_exec **out, hs_error *err)
+{
+    assert(g && out && first >= 0 && first <= last && last <= g->n_nodes);
+    *out = NULL;
+    hs_exec *x = exec_alloc(g, first, last);
+    if (!x || !(x->offset = malloc(((size_t)g->n_values + 1) * sizeof *x->offset))) {
+        hs_exec_free(x);
+        return out_of_memory(g, first, last, err);
+    }
+    for (int i = 0; i < g->n_values; i++)
+        x->offset[i] = NO_OFFSET;
     hs_status st = plan(x, err);
-    if (st != HS_OK)
-        goto fail;
-    x->arena = aligned_alloc(HS_ALIGN, align_up(x->arena_size ? x->arena_size : 1));
-    x->workspace = aligned_alloc(HS_ALIGN, align_up(x->workspace_size ? x->workspace_size : 1));
-    if (!x->arena || !x->workspace)
-        goto fail_nomem;
+    if (st == HS_OK) {
+        x->arena = aligned_alloc(HS_ALIGN, align_up(x->arena_size ? x->arena_size : 1));
+        x->workspace =
+            aligned_alloc(HS_ALIGN, align_up(x->workspace_size ? x->workspace_size : 1));
+        if (!x->arena || !x->workspace)
+            st = out_of_memory(g, first, last, err);
+    }
+    if (st != HS_OK) {
+        hs_exec_free(x);
+        return st;
+    }
     *out = x;
     return HS_OK;
+}
 
-fail_nomem:
-    st = hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory for nodes [%d, %d)", g->name,
-                       first, last);
-fail:
-    hs_exec_free(x);
-    return st;
+hs_status hs_exec_new_part(const hs_exec *base, int first, int last, hs_exec **out,
+                           hs_error *err)
+{
+    assert(base && !base->base && out);
+    *out = NULL;
+    const hs_graph *g = base->g;
+    if (first < base->first || first >= last || last > base->last)
+        return hs__set_error(err, HS_ERR_INVALID, "%s: nodes [%d, %d) are not a part of [%d, %d)",
+                             g->name, first, last, base->first, base->last);
+    hs_exec *x = exec_alloc(g, first, last);
+    if (!x)
+        return out_of_memory(g, first, last, err);
+    x->base = base;
+    x->offset = base->offset;
+    x->arena = base->arena;
+    x->workspace = base->workspace;
+    *out = x;
+    return HS_OK;
 }
 
 void hs_exec_free(hs_exec *x)
 {
     if (!x)
         return;
+    if (!x->base) {
+        free(x->offset);
+        free(x->arena);
+        free(x->workspace);
+    }
     free(x->in_ids);
     free(x->out_ids);
-    free(x->offset);
     free(x->data);
-    free(x->arena);
-    free(x->workspace);
     free(x->node_seconds);
     free(x);
 }
@@ -243,7 +288,21 @@ hs_status hs_exec_run(hs_exec *x, const hs_tensor *inputs, int n_inputs, hs_tens
                                  hs_shape_str(&inputs[i], got, sizeof got),
                                  inputs[i].data ? "" : " without data");
         }
-        x->data[x->in_ids[i]] = inputs[i].data;
+        int id = x->in_ids[i];
+        if (x->offset[id] == NO_OFFSET) { /* produced before the base's range */
+            x->data[id] = inputs[i].data;
+            continue;
+        }
+        uint8_t *at = x->arena + x->offset[id], *from = inputs[i].data;
+        if (from != at) {
+            uintptr_t lo = (uintptr_t)x->arena, hi = lo + x->base->arena_size;
+            if ((uintptr_t)from >= lo && (uintptr_t)from < hi)
+                return hs__set_error(err, HS_ERR_INVALID, "%s: input '%s' of nodes [%d, %d) "
+                                     "lies elsewhere in the arena it is to be copied to",
+                                     g->name, v->name, x->first, x->last);
+            memcpy(at, from, hs_tensor_nbytes(&v->t));
+        }
+        x->data[id] = at;
     }
 
     hs_tensor in[HS_MAX_IO], out[HS_MAX_IO];

@@ -216,9 +216,9 @@ Test(loader, silu_is_fused_and_bit_identical)
     hs_graph_free(apart);
 }
 
-Test(exec, arena_reuses_dead_buffers)
+/* The chain of 8 Relus of arena_reuses_dead_buffers, loaded. */
+static hs_graph *relu_chain(void)
 {
-    /* A chain of 8 Relus needs two live buffers at a time, not eight. */
     hs__mb *mb = hs__mb_new(13);
     hs__mb_input(mb, "t0", HS_F32, 4, shape_1x4x5x5);
     char in[8], out[8];
@@ -231,6 +231,60 @@ Test(exec, arena_reuses_dead_buffers)
     hs_error err = {0};
     hs_graph *g = load_mb(mb, NULL, HS_OK, &err);
     hs__mb_free(mb);
+    return g;
+}
+
+Test(exec, parts_chain_in_the_base_arena)
+{
+    hs_graph *g = relu_chain();
+    hs_error err = {0};
+    float xin[SHAPE_ELEMS];
+    for (int i = 0; i < SHAPE_ELEMS; i++)
+        xin[i] = (float)(i % 7) - 3.0f;
+    hs_tensor x = {.dtype = HS_F32, .ndim = 4, .shape = {1, 4, 5, 5}, .data = xin}, mid, y;
+    hs_exec *base, *head, *tail, *inner;
+    cr_assert_eq(hs_exec_new(g, 0, 8, &base, &err), HS_OK);
+    cr_assert_eq(hs_exec_new_part(base, 0, 4, &head, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_exec_new_part(base, 4, 8, &tail, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(hs_exec_arena_bytes(head), 0);
+    cr_assert_eq(hs_exec_run(head, &x, 1, &mid, 1, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_exec_run(tail, &mid, 1, &y, 1, &err), HS_OK, "%s", err.msg);
+    for (int i = 0; i < SHAPE_ELEMS; i++)
+        cr_assert_eq(((float *)y.data)[i], xin[i] > 0 ? xin[i] : 0.0f);
+
+    /* An input from outside is copied in; one from elsewhere in the arena is refused. */
+    float outside[SHAPE_ELEMS];
+    memcpy(outside, mid.data, sizeof outside);
+    cr_assert_eq(hs_exec_run(tail, &(hs_tensor){.dtype = HS_F32, .ndim = 4,
+                                                .shape = {1, 4, 5, 5}, .data = outside},
+                             1, &y, 1, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(((float *)y.data)[1], xin[1] > 0 ? xin[1] : 0.0f);
+    cr_assert_eq(hs_exec_new_part(base, 5, 8, &inner, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_exec_run(head, &x, 1, &mid, 1, &err), HS_OK);
+    cr_expect_eq(hs_exec_run(inner, &mid, 1, &y, 1, &err), HS_ERR_INVALID);
+    cr_expect(strstr(err.msg, "'t5'") && strstr(err.msg, "[5, 8)"), "%s", err.msg);
+    hs_exec_free(inner);
+    hs_exec_free(head);
+    hs_exec_free(tail);
+
+    /* Only sub-ranges of the base are parts. */
+    hs_exec *bad;
+    cr_expect_eq(hs_exec_new_part(base, 6, 6, &bad, &err), HS_ERR_INVALID);
+    hs_exec *mid_base;
+    cr_assert_eq(hs_exec_new(g, 2, 6, &mid_base, &err), HS_OK);
+    cr_expect_eq(hs_exec_new_part(mid_base, 1, 4, &bad, &err), HS_ERR_INVALID);
+    cr_expect_eq(hs_exec_new_part(mid_base, 3, 7, &bad, &err), HS_ERR_INVALID);
+    cr_expect(strstr(err.msg, "[3, 7)") && strstr(err.msg, "[2, 6)"), "%s", err.msg);
+    hs_exec_free(mid_base);
+    hs_exec_free(base);
+    hs_graph_free(g);
+}
+
+Test(exec, arena_reuses_dead_buffers)
+{
+    /* A chain of 8 Relus needs two live buffers at a time, not eight. */
+    hs_graph *g = relu_chain();
+    hs_error err = {0};
     hs_exec *x;
     cr_assert_eq(hs_exec_new(g, 0, 8, &x, &err), HS_OK);
     cr_expect_eq(hs_exec_arena_bytes(x), 2 * 448); /* 400 bytes rounded up to 64 */

@@ -1,7 +1,9 @@
 /*
  * The property every later part of hotsplit stands on: running nodes [0,k) and then [k,n),
  * handing over the tensors of the cut, gives a result bit-identical to running [0,n) at once,
- * for every k of every zoo model. Models are written once into HS_TEST_MODEL_DIR.
+ * for every k of every zoo model. So do parts of one executor (hs_exec_new_part): [k,n) in
+ * the arena of [k/2,n), its cut copied in, and the n one-node parts of [0,n) chained in
+ * place. Models are written once into HS_TEST_MODEL_DIR.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -34,6 +36,47 @@ static int run_copy(const hs_graph *g, int first, int last, const hs_tensor *in,
     return n_out;
 }
 
+/* Runs part [first, last) of base on in and expects its single output to equal want. */
+static void expect_part(hs_exec *base, int first, int last, const hs_tensor *in, int n_in,
+                        const hs_tensor *want, const char *name)
+{
+    hs_exec *x;
+    hs_error err = {0};
+    hs_tensor out;
+    cr_assert_eq(hs_exec_new_part(base, first, last, &x, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(hs_exec_run(x, in, n_in, &out, 1, &err), HS_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(out.data, want->data, hs_tensor_nbytes(want)), 0,
+                 "%s: part [%d,%d) differs from [0,%d)", name, first, last, last);
+    hs_exec_free(x);
+}
+
+/* Runs the one-node parts of [0, n) one after another, each on the last one's outputs in
+ * place, and expects the result to equal want. */
+static void expect_chained_parts(const hs_graph *g, const hs_tensor *in, const hs_tensor *want,
+                                 const char *name)
+{
+    int n = hs_graph_node_count(g);
+    hs_exec *base;
+    hs_error err = {0};
+    cr_assert_eq(hs_exec_new(g, 0, n, &base, &err), HS_OK, "%s", err.msg);
+    hs_tensor cut[2][64];
+    int n_cut = 1;
+    cut[0][0] = *in;
+    for (int k = 0; k < n; k++) {
+        hs_exec *x;
+        cr_assert_eq(hs_exec_new_part(base, k, k + 1, &x, &err), HS_OK, "%s", err.msg);
+        int n_out = hs_exec_output_count(x);
+        cr_assert_leq(n_out, 64);
+        cr_assert_eq(hs_exec_run(x, cut[k % 2], n_cut, cut[(k + 1) % 2], n_out, &err), HS_OK,
+                     "%s: node %d: %s", name, k, err.msg);
+        n_cut = n_out;
+        hs_exec_free(x);
+    }
+    cr_assert_eq(memcmp(cut[n % 2][0].data, want->data, hs_tensor_nbytes(want)), 0,
+                 "%s: the %d chained one-node parts differ from [0,%d)", name, n, n);
+    hs_exec_free(base);
+}
+
 static void check_every_cut(const char *name)
 {
     hs_set_threads(1);
@@ -63,10 +106,16 @@ static void check_every_cut(const char *name)
         cr_assert_eq(run_copy(g, k, n, cut, n_cut, tail), 1);
         cr_assert_eq(memcmp(tail[0].data, whole[0].data, bytes), 0,
                      "%s: [0,%d) + [%d,%d) differs from [0,%d)", name, k, k, n, n);
+        hs_exec *base;
+        hs_error err = {0};
+        cr_assert_eq(hs_exec_new(g, k / 2, n, &base, &err), HS_OK, "%s", err.msg);
+        expect_part(base, k, n, cut, n_cut, &whole[0], name);
+        hs_exec_free(base);
         for (int i = 0; i < n_cut; i++)
             free(cut[i].data);
         free(tail[0].data);
     }
+    expect_chained_parts(g, &in, &whole[0], name);
     free(whole[0].data);
     free(data);
     hs_graph_free(g);

@@ -167,6 +167,16 @@ typedef struct hs_exec hs_exec;
 hs_status hs_exec_new(const hs_graph *g, int first, int last, hs_exec **out, hs_error *err);
 void hs_exec_free(hs_exec *x);
 
+/* A part of base: an executor for nodes [first, last) within base's range that runs in base's
+ * arena and workspace, so that it costs no activation memory (a pipeline stage handed a
+ * request at a node inside its range, or a sender that may stop at any of several nodes).
+ * Inputs that base itself would have produced are copied to where base keeps them, unless
+ * they are there already: the outputs of a part of base that ended at `first` chain on
+ * without a copy. Results are bit-identical to an executor of its own. base must outlive the
+ * part, and a run of base or of any of its parts overwrites the others' outputs. */
+hs_status hs_exec_new_part(const hs_exec *base, int first, int last, hs_exec **out,
+                           hs_error *err);
+
 /* The range's inputs: the cut before `first`. Output i: the cut before `last`. Descriptions
  * as for hs_graph_input(). Order is canonical (by tensor id) and the same for the producing
  * and the consuming range of a cut. */
@@ -174,7 +184,8 @@ int hs_exec_input_count(const hs_exec *x);
 int hs_exec_output_count(const hs_exec *x);
 const char *hs_exec_input(const hs_exec *x, int i, hs_tensor *desc);
 const char *hs_exec_output(const hs_exec *x, int i, hs_tensor *desc);
-/* Peak bytes of the activation arena this range needs (known before running). */
+/* Peak bytes of the activation arena this range needs (known before running); 0 for a part,
+ * which uses its base's. */
 size_t hs_exec_arena_bytes(const hs_exec *x);
 
 /* Runs the range. inputs[i] must match hs_exec_input(i) in dtype and shape (checked: a
