@@ -36,20 +36,22 @@ typedef struct epoch_slot {
     uint32_t epoch;
     hs_wire_plan plan;
     int stage;               /* this worker's stage in the plan, -1 if none */
-    shared_exec *exec;
+    shared_exec *exec;       /* the stage's range; an elastic source's: [0, at[n_at - 1]) */
     /* Runs that arrive at another node `from` than the stage's first (an elastic hand-off):
-     * from < first runs [from, first) and then exec; from > first runs [from, last). */
+     * from < first runs head [from, first) and then exec; from > first runs part, exec's
+     * [from, last) in exec's arena. */
     int n_starts;
     struct {
         int from;
-        shared_exec *x;
+        shared_exec *head;
+        hs_exec *part;
     } starts[MAX_STARTS];
-    /* Elastic sending (the source's stage of a 2-stage plan, hs__elastic): lead runs
-     * [0, at[0]), step[i] runs [at[i], at[i + 1]); a request may be handed over at any at[i],
-     * at[n_at - 1] at the latest. n_at 0: at the plan's cut. */
+    /* Elastic sending (the source's stage of a 2-stage plan, hs__elastic): part[0] runs
+     * [0, at[0]) and part[i] [at[i - 1], at[i]), all in exec's arena; a request may be handed
+     * over at any at[i], at[n_at - 1] at the latest. n_at 0: at the plan's cut. */
     int n_at, nominal;       /* nominal: the index of the plan's cut in at[] */
     int at[MAX_WINDOW];
-    shared_exec *lead, *step[MAX_WINDOW];
+    hs_exec *part[MAX_WINDOW];
     double seconds;          /* telemetry not yet sent: the stage's own range, see handle_data */
     uint32_t count;
 } epoch_slot;
@@ -123,12 +125,13 @@ static void exec_release(shared_exec *e)
 
 static void slot_clear(epoch_slot *s)
 {
-    exec_release(s->exec);
-    for (int i = 0; i < s->n_starts; i++)
-        exec_release(s->starts[i].x);
-    exec_release(s->lead);
-    for (int i = 0; i + 1 < s->n_at; i++)
-        exec_release(s->step[i]);
+    for (int i = 0; i < s->n_starts; i++) {
+        exec_release(s->starts[i].head);
+        hs_exec_free(s->starts[i].part);
+    }
+    for (int i = 0; i < s->n_at; i++)
+        hs_exec_free(s->part[i]);
+    exec_release(s->exec); /* after its parts */
     memset(s, 0, sizeof *s);
 }
 
@@ -176,37 +179,40 @@ static int window_points(hs_worker *w, int k, double window, int at[MAX_WINDOW],
 }
 
 /* Elastic sending for stage 0 of a 2-stage plan (the source), when the window holds more than
- * the plan's cut. Executors it cannot make (out of memory, or of executor slots) leave the
- * plan's cut fixed: the plan itself still runs. */
-static void prepare_elastic(hs_worker *w, epoch_slot *slot)
+ * the plan's cut: makes the slot's executor [0, end of window) and its parts. False, with
+ * nothing made, when it does not apply, or when out of memory (the plan's cut stays fixed: the
+ * plan itself still runs). */
+static bool prepare_elastic(hs_worker *w, epoch_slot *slot)
 {
     const hs_wire_plan *plan = &slot->plan;
     int k = plan->stages[0].last;
     if (!w->elastic || slot->stage != 0 || plan->n_stages != 2 || k == 0 ||
         k == plan->stages[1].last)
-        return;
+        return false;
     int at[MAX_WINDOW], nominal, n_at = window_points(w, k, w->elastic->window, at, &nominal);
     if (n_at < 2)
-        return;
+        return false;
     hs_error err;
-    if (!(slot->lead = exec_acquire(w, 0, at[0], &err)))
+    if (!(slot->exec = exec_acquire(w, 0, at[n_at - 1], &err)))
         goto fail;
-    for (int i = 0; i + 1 < n_at; i++) {
-        if (!(slot->step[i] = exec_acquire(w, at[i], at[i + 1], &err)))
+    for (int i = 0; i < n_at; i++) {
+        if (hs_exec_new_part(slot->exec->x, i ? at[i - 1] : 0, at[i], &slot->part[i], &err) !=
+            HS_OK)
             goto fail;
-        slot->n_at = i + 2;
+        slot->n_at = i + 1;
     }
     memcpy(slot->at, at, sizeof at);
     slot->nominal = nominal;
-    return;
+    return true;
 fail:
-    for (int i = 0; i + 1 < slot->n_at; i++)
-        exec_release(slot->step[i]);
-    exec_release(slot->lead);
-    slot->lead = NULL;
+    for (int i = 0; i < slot->n_at; i++)
+        hs_exec_free(slot->part[i]);
+    exec_release(slot->exec);
+    slot->exec = NULL;
     slot->n_at = 0;
     fprintf(stderr, "worker %s: plan %u: no elastic hand-off, the plan's cut stays: %s\n",
             w->name, plan->epoch, err.msg);
+    return false;
 }
 
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
@@ -246,16 +252,16 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
         if (strcmp(st->device, w->name) == 0)
             stage = s;
     }
-    shared_exec *e = NULL;
-    if (stage >= 0 && !(e = exec_acquire(w, plan->stages[stage].first,
-                                         plan->stages[stage].last, err)))
-        return HS_ERR_NOMEM;
-    slot->used = true;
     slot->epoch = plan->epoch;
     slot->plan = *plan;
     slot->stage = stage;
-    slot->exec = e;
-    prepare_elastic(w, slot);
+    if (stage >= 0 && !prepare_elastic(w, slot) &&
+        !(slot->exec = exec_acquire(w, plan->stages[stage].first, plan->stages[stage].last,
+                                    err))) {
+        slot_clear(slot);
+        return HS_ERR_NOMEM;
+    }
+    slot->used = true;
     /* Connect to the next hop now, so the first activation does not wait for TCP. */
     if (stage >= 0) {
         const char *next = stage + 1 < plan->n_stages
@@ -452,33 +458,48 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
 
 static void free_block(void *block) { free(block); }
 
-/* The executor for a run of slot's stage that starts at node `from` rather than at the
- * stage's first (an elastic hand-off), created on first use: [from, first) to run before the
- * stage's own, or [from, last). NULL with *why if `from` is not a node the previous stage
- * could have handed over at (both stages keep a node). */
-static shared_exec *start_exec(hs_worker *w, epoch_slot *slot, int from, char *why, size_t size)
+/* The executors for a run of slot's stage that starts at node `from` rather than at the
+ * stage's first (an elastic hand-off), made on first use: before the first, *head runs
+ * [from, first) and then the stage's own; after it, *x becomes exec's part [from, last).
+ * False with *why if `from` is not a node the previous stage could have handed over at (both
+ * stages keep a node). */
+static bool start_exec(hs_worker *w, epoch_slot *slot, int from, hs_exec **head, hs_exec **x,
+                       char *why, size_t size)
 {
     const hs_wire_plan *plan = &slot->plan;
     const hs_wire_stage *st = &plan->stages[slot->stage];
     if (slot->stage == 0 || from <= plan->stages[slot->stage - 1].first || from >= st->last) {
         snprintf(why, size, "epoch %u: stage %d cannot start at node %d", plan->epoch,
                  slot->stage, from);
-        return NULL;
+        return false;
     }
-    for (int i = 0; i < slot->n_starts; i++)
-        if (slot->starts[i].from == from)
-            return slot->starts[i].x;
-    hs_error err;
-    shared_exec *e = NULL;
-    if (slot->n_starts == MAX_STARTS)
-        snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
-    else if (!(e = exec_acquire(w, from, from < st->first ? st->first : st->last, &err)))
-        snprintf(why, size, "%s", err.msg);
-    else {
-        slot->starts[slot->n_starts].from = from;
-        slot->starts[slot->n_starts++].x = e;
+    int i = 0;
+    while (i < slot->n_starts && slot->starts[i].from != from)
+        i++;
+    if (i == slot->n_starts) {
+        hs_error err;
+        shared_exec *h = NULL;
+        hs_exec *part = NULL;
+        if (i == MAX_STARTS) {
+            snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
+            return false;
+        }
+        if (from < st->first ? !(h = exec_acquire(w, from, st->first, &err))
+                             : hs_exec_new_part(slot->exec->x, from, st->last, &part, &err) !=
+                                   HS_OK) {
+            snprintf(why, size, "%s", err.msg);
+            return false;
+        }
+        slot->starts[i].from = from;
+        slot->starts[i].head = h;
+        slot->starts[i].part = part;
+        slot->n_starts++;
     }
-    return e;
+    if (slot->starts[i].head)
+        *head = slot->starts[i].head->x;
+    else
+        *x = slot->starts[i].part;
+    return true;
 }
 
 /* Runs x on n_in inputs into outputs (room for HS_WIRE_MAX_TENSORS, which a message carries at
@@ -500,7 +521,7 @@ static uint64_t stage1_backlog(hs__elastic *el)
     return at + (handed > read ? handed - read : 0);
 }
 
-/* Runs slot's (elastic) stage 0 on inputs: the lead, then one step after another, handing
+/* Runs slot's (elastic) stage 0 on inputs: one part after another, handing
  * over before the plan's cut only to an idle stage 1, from it on when stage 1 has nothing
  * waiting, at the window's end at the latest. Sets *x to the executor that produced outputs,
  * *to to the node they are for, and *own_s to the time to the plan's cut (-1: handed over
@@ -512,7 +533,7 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
     hs_tensor cut[HS_WIRE_MAX_TENSORS];
     double t0 = hs__now();
     *own_s = -1;
-    *x = slot->lead->x;
+    *x = slot->part[0];
     int i = 0;
     for (;; i++) {
         hs_status st = run_exec(*x, i ? cut : inputs, i ? hs_exec_input_count(*x) : n_in,
@@ -527,7 +548,7 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
         if (i < slot->nominal ? backlog == 0 : backlog <= 1)
             break;
         memcpy(cut, outputs, (size_t)hs_exec_output_count(*x) * sizeof *cut);
-        *x = slot->step[i]->x;
+        *x = slot->part[i + 1];
     }
     *to = slot->at[i];
     return HS_OK;
@@ -555,16 +576,12 @@ static void handle_data(hs_worker *w, hs_msg *m)
     const hs_wire_stage *stage = &slot->plan.stages[slot->stage];
     int from = m->first ? m->first : stage->first;
     hs_exec *head = NULL, *x = slot->exec->x;
-    if (from != stage->first) {
-        shared_exec *e = start_exec(w, slot, from, why, sizeof why);
-        if (!e) {
-            hs__bad_message(&w->bad, w->name, "data socket", why);
-            return;
-        }
-        *(from < stage->first ? &head : &x) = e->x;
+    if (from != stage->first && !start_exec(w, slot, from, &head, &x, why, sizeof why)) {
+        hs__bad_message(&w->bad, w->name, "data socket", why);
+        return;
     }
     bool elastic = slot->n_at > 0;
-    hs_exec *first_x = elastic ? slot->lead->x : head ? head : x;
+    hs_exec *first_x = elastic ? slot->part[0] : head ? head : x;
     int n_in = hs_exec_input_count(first_x);
     if (m->n_tensors != n_in) {
         snprintf(why, sizeof why, "stage %d takes %d tensors at node %d, got %d", m->cut, n_in,
