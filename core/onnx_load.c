@@ -15,10 +15,17 @@
  *      from which the cut sizes follow (graph.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "graph_impl.h"
 
@@ -122,6 +129,16 @@ static hs__node *node_add(hs_graph *g)
     return n;
 }
 
+/* Hands memory freed in bulk (a model's weights, a decoded model) back to the system: glibc
+ * keeps freed blocks below its adaptive mmap threshold in the heap, which would otherwise stay
+ * resident, as much again as the weights. */
+static void give_back_memory(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 void hs_graph_free(hs_graph *g)
 {
     if (!g)
@@ -144,6 +161,7 @@ void hs_graph_free(hs_graph *g)
     free(g->live_bytes);
     free(g->name);
     free(g);
+    give_back_memory();
 }
 
 /* ---- tensors from protobuf --------------------------------------------------------------- */
@@ -518,6 +536,19 @@ static bool is_f32_const(const hs_graph *g, int id, int ndim, int64_t dim0)
     return v->is_const && v->t.dtype == HS_F32 && v->t.ndim == ndim && v->t.shape[0] == dim0;
 }
 
+/* One reader fewer for constant `id`; with none left (and not a graph output), its data is
+ * freed now rather than at the end of loading, so that a model's weights are not held twice
+ * while their folded copies are made. */
+static void release_if_unread(hs_graph *g, int *uses, int id)
+{
+    hs__value *v = &g->values[id];
+    if (--uses[id] == 0 && v->owns_data) {
+        free(v->t.data);
+        v->t.data = NULL;
+        v->owns_data = false;
+    }
+}
+
 static hs_status fold_batchnorms(loader *L)
 {
     hs_graph *g = L->g;
@@ -592,6 +623,9 @@ static hs_status fold_batchnorms(loader *L)
         /* Trainable parameters the fold removes: the BN's scale and shift, plus a conv bias
          * absorbed into the new one; the new bias itself is counted by the Conv. */
         L->extra_params[c] += 2 * m + (bias >= 0 ? m : 0) - m;
+        release_if_unread(g, uses, conv->in[1]);
+        if (bias >= 0)
+            release_if_unread(g, uses, bias);
         conv->in[1] = nw;
         conv->in[2] = nb;
         conv->n_in = 3;
@@ -799,7 +833,30 @@ static int opset_of(const Onnx__ModelProto *m)
 
 hs_status hs__graph_finish_cuts(hs_graph *g);
 
-static hs_status load_model(loader *L, const Onnx__ModelProto *m)
+/* Frees a tensor's values in the unpacked model once the graph holds its own copy: the model's
+ * weights are then held once, not twice, while the rest is loaded. protobuf-c frees what is
+ * left with the model. */
+static void release_payload(Onnx__TensorProto *tp)
+{
+    free(tp->raw_data.data);
+    tp->raw_data.data = NULL;
+    tp->raw_data.len = 0;
+    free(tp->float_data);
+    tp->float_data = NULL;
+    tp->n_float_data = 0;
+    free(tp->double_data);
+    tp->double_data = NULL;
+    tp->n_double_data = 0;
+    free(tp->int64_data);
+    tp->int64_data = NULL;
+    tp->n_int64_data = 0;
+    free(tp->int32_data);
+    tp->int32_data = NULL;
+    tp->n_int32_data = 0;
+}
+
+/* Loads the graph of m, releasing initializer payloads from m as it goes. */
+static hs_status load_model(loader *L, Onnx__ModelProto *m)
 {
     hs_status st;
     hs_graph *g = L->g;
@@ -816,11 +873,12 @@ static hs_status load_model(loader *L, const Onnx__ModelProto *m)
         return fail(L, HS_ERR_UNSUPPORTED, "sparse initializers are not supported");
 
     for (size_t i = 0; i < L->gp->n_initializer; i++) {
-        const Onnx__TensorProto *tp = L->gp->initializer[i];
+        Onnx__TensorProto *tp = L->gp->initializer[i];
         if (!tp->name || !*tp->name)
             return fail(L, HS_ERR_PARSE, "initializer %zu has no name", i);
         if ((st = add_constant(L, tp->name, tp, "initializer")) != HS_OK)
             return st;
+        release_payload(tp);
     }
     bool first = true;
     for (size_t i = 0; i < L->gp->n_input; i++) {
@@ -866,21 +924,19 @@ static hs_status load_model(loader *L, const Onnx__ModelProto *m)
     return HS_OK;
 }
 
-hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *name,
-                                    const hs_load_options *opts, hs_graph **out, hs_error *err)
+/* Loads the graph of m (NULL: size bytes that did not decode) and frees m. */
+static hs_status load_unpacked(Onnx__ModelProto *m, size_t size, const char *name,
+                               const hs_load_options *opts, hs_graph **out, hs_error *err)
 {
-    assert(out && (data || !size));
-    *out = NULL;
-    if (!name)
-        name = "<buffer>";
     hs_graph *g = calloc(1, sizeof *g);
     if (!g || !(g->name = strdup(name))) {
         free(g);
+        if (m)
+            onnx__model_proto__free_unpacked(m, NULL);
         return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", name);
     }
     loader L = {.g = g, .opts = opts, .err = err};
     hs_status st;
-    Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, data) : NULL;
     if (!m)
         st = fail(&L, HS_ERR_PARSE, "not a valid ONNX model (%s)",
                   size ? "protobuf decoding failed: corrupt or truncated file" : "empty file");
@@ -892,6 +948,7 @@ hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *n
     free(L.protos);
     free(L.extra_params);
     free(L.dead);
+    give_back_memory(); /* loading freed as much as the weights take */
     if (st != HS_OK) {
         hs_graph_free(g);
         return st;
@@ -900,30 +957,43 @@ hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *n
     return HS_OK;
 }
 
+hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *name,
+                                    const hs_load_options *opts, hs_graph **out, hs_error *err)
+{
+    assert(out && (data || !size));
+    *out = NULL;
+    Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, data) : NULL;
+    return load_unpacked(m, size, name ? name : "<buffer>", opts, out, err);
+}
+
 hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_graph **out,
                              hs_error *err)
 {
     assert(path && out);
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
         return hs__set_error(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc(size ? (size_t)size : 1);
-        if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size)
-            size = -1;
+    /* Mapped, not read: the file's pages are the page cache's, and are let go as soon as the
+     * model is decoded. */
+    struct stat sb;
+    void *map = NULL;
+    size_t size = 0;
+    int stat_rc = fstat(fd, &sb);
+    if (stat_rc == 0 && S_ISREG(sb.st_mode)) {
+        size = (size_t)sb.st_size;
+        map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    } else {
+        if (stat_rc == 0)
+            errno = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
+        map = MAP_FAILED;
     }
-    int read_errno = errno;
-    fclose(f);
-    hs_status st;
-    if (size < 0)
-        st = hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path, strerror(read_errno));
-    else if (!buf)
-        st = hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory reading %ld bytes", path, size);
-    else
-        st = hs_graph_load_onnx_buffer(buf, (size_t)size, path, opts, out, err);
-    free(buf);
-    return st;
+    int map_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path, strerror(map_errno));
+    Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, map) : NULL;
+    if (map)
+        munmap(map, size);
+    return load_unpacked(m, size, path, opts, out, err);
 }

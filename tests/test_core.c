@@ -546,6 +546,8 @@ Test(bad_models, missing_file_and_garbage)
     hs_error err = {0};
     cr_expect_eq(hs_graph_load_onnx("/nonexistent/model.onnx", NULL, &g, &err), HS_ERR_IO);
     cr_expect(strstr(err.msg, "/nonexistent/model.onnx: cannot open"), "%s", err.msg);
+    cr_expect_eq(hs_graph_load_onnx("/tmp", NULL, &g, &err), HS_ERR_IO);
+    cr_expect(strstr(err.msg, "/tmp: cannot read: Is a directory"), "%s", err.msg);
     const char garbage[] = "this is not a protobuf \xff\xff\xff\xff";
     cr_expect_eq(hs_graph_load_onnx_buffer(garbage, sizeof garbage, "junk.onnx", NULL, &g,
                                            &err), HS_ERR_PARSE);
