@@ -575,7 +575,10 @@ static hs_status fold_batchnorms(loader *L)
             continue;
         int c = g->values[x].producer;
         hs__node *conv = &g->nodes[c];
-        if (strcmp(conv->op->name, "Conv") != 0 || conv->n_out != 1 || conv->n_in < 2)
+        /* A second BatchNormalization after a folded one stays a node: the conv's weight is
+         * then the first fold's, and one fold per conv keeps its names unique. */
+        if (strcmp(conv->op->name, "Conv") != 0 || conv->n_out != 1 || conv->n_in < 2 ||
+            conv->folded_bn)
             continue;
         const hs__value *w = &g->values[conv->in[1]];
         if (!w->is_const || w->t.dtype != HS_F32 || w->t.ndim < 3)
@@ -971,11 +974,12 @@ hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_g
 {
     assert(path && out);
     *out = NULL;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO: no wait for a writer */
     if (fd < 0)
         return hs__set_error(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     /* Mapped, not read: the file's pages are the page cache's, and are let go as soon as the
-     * model is decoded. */
+     * model is decoded. (A file truncated by someone else while it is decoded is a SIGBUS, as
+     * for any mapped file; reading it whole cost the model's size again in memory.) */
     struct stat sb;
     void *map = NULL;
     size_t size = 0;
@@ -984,12 +988,13 @@ hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_g
         size = (size_t)sb.st_size;
         map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     } else {
-        if (stat_rc == 0)
-            errno = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
         map = MAP_FAILED;
     }
     int map_errno = errno;
     close(fd);
+    if (stat_rc == 0 && !S_ISREG(sb.st_mode))
+        return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path,
+                             S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
     if (map == MAP_FAILED)
         return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path, strerror(map_errno));
     Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, map) : NULL;

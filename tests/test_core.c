@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "graph_impl.h"
 #include "onnx_build.h"
@@ -360,9 +362,8 @@ Test(loader, constant_subgraph_feeding_reshape_is_folded)
     hs_graph_free(g);
 }
 
-/* Conv (no bias) + BatchNormalization: folded into one Conv whose output matches the
- * unfolded pair, and whose parameter count keeps torchvision's convention. */
-Test(loader, batchnorm_after_conv_is_folded)
+/* Conv (no bias) followed by n_bn BatchNormalizations (the same statistics), output "y". */
+static hs__mb *conv_bn_model(int n_bn)
 {
     hs__mb *mb = hs__mb_new(13);
     hs__mb_input(mb, "x", HS_F32, 4, shape_1x4x5x5);
@@ -377,30 +378,45 @@ Test(loader, batchnorm_after_conv_is_folded)
     hs__mb_initializer(mb, "mean", HS_F32, 1, cshape, mean);
     hs__mb_initializer(mb, "var", HS_F32, 1, cshape, var);
     Onnx__NodeProto *n = hs__mb_node(mb, "Conv", "conv", (const char *[]){"x", "w", NULL},
-                                     (const char *[]){"c", NULL});
+                                     (const char *[]){"c0", NULL});
     hs__mb_attr_ints(mb, n, "pads", (const int64_t[]){1, 1, 1, 1}, 4);
-    hs__mb_node(mb, "BatchNormalization", "bn",
-                (const char *[]){"c", "scale", "bias", "mean", "var", NULL},
-                (const char *[]){"y", NULL});
+    char in[8], out[8], name[8];
+    for (int i = 0; i < n_bn; i++) {
+        snprintf(in, sizeof in, "c%d", i);
+        snprintf(out, sizeof out, i + 1 == n_bn ? "y" : "c%d", i + 1);
+        snprintf(name, sizeof name, "bn%d", i);
+        hs__mb_node(mb, "BatchNormalization", name,
+                    (const char *[]){in, "scale", "bias", "mean", "var", NULL},
+                    (const char *[]){out, NULL});
+    }
     hs__mb_output(mb, "y", HS_F32, 0, NULL);
+    return mb;
+}
 
+/* Loads conv_bn_model(n_bn) folded and not, and expects `nodes` nodes folded, the same
+ * parameter count (torchvision's convention: 108 + 6 for one BatchNormalization) and the same
+ * output (to rounding) as the unfolded graph. */
+static void check_conv_bn(int n_bn, int nodes)
+{
+    hs__mb *mb = conv_bn_model(n_bn);
     hs_error err = {0};
     hs_graph *folded = load_mb(mb, NULL, HS_OK, &err);
     hs_load_options keep = {.keep_batchnorm = true};
     hs_graph *plain = load_mb(mb, &keep, HS_OK, &err);
     hs__mb_free(mb);
-    cr_assert_eq(hs_graph_node_count(folded), 1);
-    cr_assert_eq(hs_graph_node_count(plain), 2);
-    cr_expect_eq(hs_graph_params(folded), 108 + 6);
-    cr_expect_eq(hs_graph_params(plain), 108 + 6);
+    cr_assert_eq(hs_graph_node_count(folded), nodes);
+    cr_assert_eq(hs_graph_node_count(plain), 1 + n_bn);
+    cr_expect_eq(hs_graph_params(folded), hs_graph_params(plain));
+    if (n_bn == 1)
+        cr_expect_eq(hs_graph_params(plain), 108 + 6);
 
     float xin[SHAPE_ELEMS];
     for (int i = 0; i < SHAPE_ELEMS; i++)
         xin[i] = (float)((i * 13) % 17) / 8.0f - 1.0f;
     hs_tensor x = {.dtype = HS_F32, .ndim = 4, .shape = {1, 4, 5, 5}, .data = xin};
     hs_tensor a, b;
-    run_range(folded, 0, 1, &x, 1, &a, 1);
-    run_range(plain, 0, 2, &x, 1, &b, 1);
+    run_range(folded, 0, nodes, &x, 1, &a, 1);
+    run_range(plain, 0, 1 + n_bn, &x, 1, &b, 1);
     for (int i = 0; i < 75; i++)
         cr_expect_float_eq(((float *)a.data)[i], ((float *)b.data)[i], 1e-5f, "element %d", i);
     free(a.data);
@@ -408,6 +424,13 @@ Test(loader, batchnorm_after_conv_is_folded)
     hs_graph_free(folded);
     hs_graph_free(plain);
 }
+
+/* Conv + BatchNormalization: folded into one Conv. */
+Test(loader, batchnorm_after_conv_is_folded) { check_conv_bn(1, 1); }
+
+/* A second BatchNormalization after the folded one stays a node (it once failed the load:
+ * both folds named their weight after the conv). */
+Test(loader, second_batchnorm_after_conv_stays) { check_conv_bn(2, 2); }
 
 /* ---- the bad-model corpus ---------------------------------------------------------------- */
 
@@ -548,6 +571,15 @@ Test(bad_models, missing_file_and_garbage)
     cr_expect(strstr(err.msg, "/nonexistent/model.onnx: cannot open"), "%s", err.msg);
     cr_expect_eq(hs_graph_load_onnx("/tmp", NULL, &g, &err), HS_ERR_IO);
     cr_expect(strstr(err.msg, "/tmp: cannot read: Is a directory"), "%s", err.msg);
+    char fifo[] = "/tmp/hs_test_fifo_XXXXXX";
+    cr_assert_not_null(mkdtemp(fifo));
+    char path[64];
+    snprintf(path, sizeof path, "%s/model.onnx", fifo);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_expect_eq(hs_graph_load_onnx(path, NULL, &g, &err), HS_ERR_IO); /* and does not block */
+    cr_expect(strstr(err.msg, "model.onnx: cannot read: not a regular file"), "%s", err.msg);
+    unlink(path);
+    rmdir(fifo);
     const char garbage[] = "this is not a protobuf \xff\xff\xff\xff";
     cr_expect_eq(hs_graph_load_onnx_buffer(garbage, sizeof garbage, "junk.onnx", NULL, &g,
                                            &err), HS_ERR_PARSE);
