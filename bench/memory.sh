@@ -22,6 +22,7 @@ hs=$build/cli/hotsplit
 models=$build/models
 model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
 cluster=$root/configs/clusters/loopback2.yaml
+[ "$(nproc)" -ge 2 ] || { echo "memory: needs 2 cores (the devices are pinned to CPU 0 and 1)" >&2; exit 1; }
 mkdir -p "$out" "$models"
 tmp=$(mktemp -d)
 pids=()
@@ -69,7 +70,11 @@ pipeline() {
     tail -3 "$tmp/load.log" >&2
     exit 1
   fi
-  wait "$wp" || true
+  # The source's BYE ends the worker; one that missed it is not waited for long.
+  for _ in $(seq 50); do kill -0 "$wp" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$wp" 2>/dev/null || true
+  wait "$wp" 2>/dev/null || true
+  pids=()
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f MiB", $2 / 1024 }' /proc/meminfo)" >&2

@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev libopenblas-dev libcriterion-dev
   libonnx-dev protobuf-c-compiler libprotobuf-c-dev libcyaml-dev libyaml-dev
-  libonnx-testdata gnuplot-nox iproute2 python3
+  libonnx-testdata gnuplot-nox iproute2 python3 bsdextrautils
 )
 
 missing=()
