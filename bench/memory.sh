@@ -24,14 +24,8 @@ model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
 cluster=$root/configs/clusters/loopback2.yaml
 [ "$(nproc)" -ge 2 ] || { echo "memory: needs 2 cores (the devices are pinned to CPU 0 and 1)" >&2; exit 1; }
 mkdir -p "$out" "$models"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # peak_kb CMD...: the peak resident memory (kB) of CMD, which must succeed.

@@ -45,14 +45,8 @@ model_list=${HS_BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}
 spin=(--spin-us "${HS_BENCH_SPIN_US:-0}")
 elastic=(--elastic "${HS_BENCH_ELASTIC:-0.1}")
 mkdir -p "$out" "$models"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 # start_cluster NAME MODEL CLUSTER N_DEVICES PROFILE: starts a coordinator (CPU 0) and
 # N_DEVICES - 1 workers (CPU 1, 2, ...), waits for the last plan to commit, and sets EP to the
 # coordinator's endpoint (not printed: a command substitution would lose the pids).

@@ -841,21 +841,13 @@ hs_status hs__graph_finish_cuts(hs_graph *g);
  * left with the model. */
 static void release_payload(Onnx__TensorProto *tp)
 {
-    free(tp->raw_data.data);
-    tp->raw_data.data = NULL;
-    tp->raw_data.len = 0;
-    free(tp->float_data);
-    tp->float_data = NULL;
-    tp->n_float_data = 0;
-    free(tp->double_data);
-    tp->double_data = NULL;
-    tp->n_double_data = 0;
-    free(tp->int64_data);
-    tp->int64_data = NULL;
-    tp->n_int64_data = 0;
-    free(tp->int32_data);
-    tp->int32_data = NULL;
-    tp->n_int32_data = 0;
+#define RELEASE(data, n) (free(data), (data) = NULL, (n) = 0)
+    RELEASE(tp->raw_data.data, tp->raw_data.len);
+    RELEASE(tp->float_data, tp->n_float_data);
+    RELEASE(tp->double_data, tp->n_double_data);
+    RELEASE(tp->int64_data, tp->n_int64_data);
+    RELEASE(tp->int32_data, tp->n_int32_data);
+#undef RELEASE
 }
 
 /* Loads the graph of m, releasing initializer payloads from m as it goes. */
