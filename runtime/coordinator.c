@@ -1267,7 +1267,10 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     c->o = *o;
     c->rng = 12345;
-    c->refining = (hs_replan){.gain = REFINE_GAIN, .big_gain = REFINE_BIG_GAIN};
+    /* Elastic hand-off moves up to the window's FLOPs either way, as far as its cheap cuts
+     * reach: the rule counts on half of it. */
+    c->refining = (hs_replan){.gain = REFINE_GAIN, .big_gain = REFINE_BIG_GAIN,
+                              .elastic = o->elastic / 2};
     c->elastic.window = o->elastic;
     pthread_mutex_init(&c->shared_lock, NULL);
     pthread_condattr_t attr; /* hs_coordinator_wait's timeout on the monotonic clock */

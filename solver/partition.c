@@ -322,6 +322,19 @@ static int resource_times(const hs_problem *p, const hs_plan *plan, double *t)
     return n;
 }
 
+double hs_plan_elastic_bottleneck(const hs_problem *p, const hs_plan *plan, double share)
+{
+    if (plan->n_stages != 2 || !(share > 0))
+        return plan->bottleneck_s;
+    double t[2 * HS_MAX_DEVICES + 1];
+    int n = resource_times(p, plan, t); /* stage 0, stage 1, then the links */
+    double a = t[0], b = t[1];
+    double worst = fmax((a + b) / 2, fmax(a, b) - share * (a + b));
+    for (int r = 2; r < n; r++)
+        worst = fmax(worst, t[r]);
+    return worst;
+}
+
 double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, double *share)
 {
     *share = 0;

@@ -24,21 +24,33 @@ static bool beats(double score, double was, double gain)
     return was == INFINITY ? isfinite(score) : score < was - gain * fabs(was);
 }
 
+/* What the rule compares: hs_plan_score, and for a 2-stage throughput plan whose source stage
+ * runs nodes, under elastic hand-off, its elastic bottleneck (see hs_replan). */
+static double score(const hs_replan *r, const hs_problem *p, const hs_constraints *c,
+                    hs_objective o, const hs_plan *plan)
+{
+    double s = hs_plan_score(p, c, o, plan);
+    if (o == HS_OBJ_THROUGHPUT && r->elastic > 0 && plan->n_stages == 2 &&
+        plan->stages[0].last > 0 && isfinite(s))
+        s = hs_plan_elastic_bottleneck(p, plan, r->elastic);
+    return s;
+}
+
 /* Whether `plan`, found at an earlier check, still beats `was` by `gain` on the costs of p (the
  * live cluster: a plan using a device that left fails to evaluate). A copy: evaluating it
  * rewrites its predicted figures. */
-static bool still_beats(const hs_problem *p, const hs_constraints *c, hs_objective o,
-                        hs_plan plan, double was, double gain)
+static bool still_beats(const hs_replan *r, const hs_problem *p, const hs_constraints *c,
+                        hs_objective o, hs_plan plan, double was, double gain)
 {
     return hs_plan_evaluate(p, c, &plan, NULL) == HS_OK &&
-           beats(hs_plan_score(p, c, o, &plan), was, gain);
+           beats(score(r, p, c, o, &plan), was, gain);
 }
 
 hs_replan_verdict hs_replan_check(hs_replan *r, const hs_problem *p, const hs_constraints *c,
                                   hs_objective o, const hs_plan *current, const hs_plan *best,
                                   const char **why)
 {
-    double was = hs_plan_score(p, c, o, current), will = hs_plan_score(p, c, o, best);
+    double was = score(r, p, c, o, current), will = score(r, p, c, o, best);
     if (!beats(will, was, r->gain)) {
         r->seen = false;
         return HS_REPLAN_KEEP;
@@ -48,7 +60,7 @@ hs_replan_verdict hs_replan_check(hs_replan *r, const hs_problem *p, const hs_co
         if (hs_plan_same_stages(&r->candidate, best))
             rule = "found twice";
         else if (beats(will, was, r->big_gain) &&
-                 still_beats(p, c, o, r->candidate, was, r->big_gain))
+                 still_beats(r, p, c, o, r->candidate, was, r->big_gain))
             rule = "a big gain at both checks";
     }
     if (!rule) {

@@ -92,6 +92,32 @@ static const double SMALL_GAINS[N] = {10, 1, 1, 1, 1, 37};
 /* Cuts 1..5 give 50, 40, 30, 40, 50: cut 3 gains 40%, cut 2 20%. */
 static const double EVEN[N] = {10, 10, 10, 10, 10, 10};
 
+/* Cuts 1..3 give 12, 11.5, 11 ms: cut 3 gains 8.3%, but elastic hand-off of 5% of the stages'
+ * 22 ms evens cut 1 out to 11 ms as well. */
+static const double NEARLY_EVEN[N] = {10, 0.5, 0.5, 0.5, 0.5, 10};
+
+Test(replan, an_imbalance_elastic_hand_off_evens_out_stays)
+{
+    times(NEARLY_EVEN);
+    rule.elastic = 0.05;
+    assert_verdict(cut_at(3, 1), HS_REPLAN_KEEP, NULL);
+    assert_verdict(cut_at(3, 1), HS_REPLAN_KEEP, NULL);
+    rule.elastic = 0; /* without it, the same gain moves the plan */
+    assert_verdict(cut_at(3, 1), HS_REPLAN_WAIT, NULL);
+    assert_verdict(cut_at(3, 1), HS_REPLAN_MOVE, "found twice");
+}
+
+Test(replan, an_imbalance_beyond_elastic_hand_off_moves)
+{
+    /* Cut 1: 10 against 50 ms, evened out by 5% of 60 ms to 47 ms; cut 3: 30 ms. */
+    times(EVEN);
+    rule.elastic = 0.05;
+    hs_plan current = cut_at(1, 1);
+    cr_assert_float_eq(hs_plan_elastic_bottleneck(&problem, &current, 0.05), 0.047, 1e-9);
+    assert_verdict(cut_at(3, 1), HS_REPLAN_WAIT, NULL);
+    assert_verdict(cut_at(3, 1), HS_REPLAN_MOVE, "found twice");
+}
+
 Test(replan, the_current_plan_stays)
 {
     times(EVEN);

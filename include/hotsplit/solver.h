@@ -197,6 +197,13 @@ double hs_plan_score(const hs_problem *p, const hs_constraints *c, hs_objective 
  * 0 when mixing does not help), or INFINITY when the plans' chains differ. */
 double hs_plan_mix(const hs_problem *p, const hs_plan *a, const hs_plan *b, double *share);
 
+/* Elastic hand-off, for throughput: in a 2-stage plan the runtime may hand each request over
+ * at another cut than the plan's, moving up to `share` of the two stages' time from the busier
+ * stage to the other. Returns the bottleneck of the evaluated `plan` (seconds per request) with
+ * its stages evened out as far as that allows; links keep their times. Plans of another number
+ * of stages, or share <= 0: plan->bottleneck_s. */
+double hs_plan_elastic_bottleneck(const hs_problem *p, const hs_plan *plan, double share);
+
 /* Finds a plan minimising hs_plan_score(). Ties, for every objective: among the plans of optimal
  * score, one with the lowest latency_s (the single-request latency, also for load-latency) is
  * returned; scores that differ only by rounding (about 1e-12 relative) may count as ties or
@@ -240,6 +247,11 @@ bool hs_plan_same_stages(const hs_plan *a, const hs_plan *b);
  * plan beats it; a battery lifetime that never ends scores -infinity, and nothing beats that. */
 typedef struct hs_replan {
     double gain, big_gain;  /* e.g. 0.02 and 0.10 */
+    /* The runtime's elastic hand-off share (hs_plan_elastic_bottleneck), 0: none. With it, a
+     * 2-stage throughput plan whose source stage runs nodes (where the runtime hands off
+     * elastically) scores its elastic bottleneck: an imbalance the runtime evens out per
+     * request is no reason to re-plan. */
+    double elastic;
     bool seen;              /* `candidate` waits for the next check to confirm it */
     hs_plan candidate;
 } hs_replan;
