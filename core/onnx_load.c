@@ -943,11 +943,11 @@ static hs_status load_unpacked(Onnx__ModelProto *m, size_t size, const char *nam
     free(L.protos);
     free(L.extra_params);
     free(L.dead);
-    give_back_memory(); /* loading freed as much as the weights take */
     if (st != HS_OK) {
-        hs_graph_free(g);
+        hs_graph_free(g); /* which gives the memory back */
         return st;
     }
+    give_back_memory(); /* loading freed as much as the weights take */
     *out = g;
     return HS_OK;
 }
@@ -973,22 +973,19 @@ hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_g
      * model is decoded. (A file truncated by someone else while it is decoded is a SIGBUS, as
      * for any mapped file; reading it whole cost the model's size again in memory.) */
     struct stat sb;
+    const char *why = NULL;
     void *map = NULL;
     size_t size = 0;
-    int stat_rc = fstat(fd, &sb);
-    if (stat_rc == 0 && S_ISREG(sb.st_mode)) {
-        size = (size_t)sb.st_size;
-        map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    } else {
-        map = MAP_FAILED;
-    }
-    int map_errno = errno;
+    if (fstat(fd, &sb) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(sb.st_mode))
+        why = S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file";
+    else if ((size = (size_t)sb.st_size) > 0 &&
+             (map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+        why = strerror(errno);
     close(fd);
-    if (stat_rc == 0 && !S_ISREG(sb.st_mode))
-        return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path,
-                             S_ISDIR(sb.st_mode) ? strerror(EISDIR) : "not a regular file");
-    if (map == MAP_FAILED)
-        return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path, strerror(map_errno));
+    if (why)
+        return hs__set_error(err, HS_ERR_IO, "%s: cannot read: %s", path, why);
     Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, map) : NULL;
     if (map)
         munmap(map, size);

@@ -411,8 +411,10 @@ static void flush_telemetry(hs_worker *w, double now)
         w->out->count = s->count;
         w->out->seconds = s->seconds;
         hs_error err;
-        if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) == HS_OK)
-            s->count = 0, s->seconds = 0;
+        if (hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err) == HS_OK) {
+            s->count = 0;
+            s->seconds = 0;
+        }
     }
 }
 
@@ -521,9 +523,9 @@ static uint64_t stage1_backlog(hs__elastic *el)
     return at + (handed > read ? handed - read : 0);
 }
 
-/* Runs slot's (elastic) stage 0 on inputs: one part after another, handing
- * over before the plan's cut only to an idle stage 1, from it on when stage 1 has nothing
- * waiting, at the window's end at the latest. Sets *x to the executor that produced outputs,
+/* Runs slot's (elastic) stage 0 on inputs: one part after another, handing over before the
+ * plan's cut only to an idle stage 1, from it on when stage 1 has nothing waiting, at the
+ * window's end at the latest. Sets *x to the executor that produced outputs,
  * *to to the node they are for, and *own_s to the time to the plan's cut (-1: handed over
  * before it). */
 static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
