@@ -156,10 +156,28 @@ static hs_status out_of_memory(const hs_graph *g, int first, int last, hs_error 
                          first, last);
 }
 
+/* Refuses a range that reads a constant the graph has let go (hs_graph_hold_weights). */
+static hs_status check_weights_held(const hs_graph *g, int first, int last, hs_error *err)
+{
+    for (int i = first; i < last; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) {
+            int id = g->nodes[i].in[j];
+            if (id >= 0 && g->values[id].let_go)
+                return hs__set_error(err, HS_ERR_INVALID, "%s: nodes [%d, %d): node '%s' "
+                                     "reads '%s', a weight this process has let go",
+                                     g->name, first, last, g->nodes[i].name,
+                                     g->values[id].name);
+        }
+    return HS_OK;
+}
+
 hs_status hs_exec_new(const hs_graph *g, int first, int last, hs_exec **out, hs_error *err)
 {
     assert(g && out && first >= 0 && first <= last && last <= g->n_nodes);
     *out = NULL;
+    hs_status held = check_weights_held(g, first, last, err);
+    if (held != HS_OK)
+        return held;
     hs_exec *x = exec_alloc(g, first, last);
     if (!x || !(x->offset = malloc(((size_t)g->n_values + 1) * sizeof *x->offset))) {
         hs_exec_free(x);
@@ -192,6 +210,9 @@ hs_status hs_exec_new_part(const hs_exec *base, int first, int last, hs_exec **o
     if (first < base->first || first >= last || last > base->last)
         return hs__set_error(err, HS_ERR_INVALID, "%s: nodes [%d, %d) are not a part of [%d, %d)",
                              g->name, first, last, base->first, base->last);
+    hs_status held = check_weights_held(g, first, last, err);
+    if (held != HS_OK)
+        return held;
     hs_exec *x = exec_alloc(g, first, last);
     if (!x)
         return out_of_memory(g, first, last, err);

@@ -29,6 +29,7 @@ typedef struct hs__value {
     hs_tensor t;     /* dtype/ndim/shape; data set only for constants */
     bool is_const;
     bool owns_data;  /* t.data was allocated by the graph */
+    bool let_go;     /* a constant whose data was let go (hs_graph_hold_weights); NULL now */
     bool is_input;   /* a runtime graph input */
     bool is_output;  /* a graph output */
     int producer;    /* producing node index, -1 for inputs and constants */
@@ -97,6 +98,12 @@ struct hs_graph {
     int64_t *live_bytes;          /* [n_nodes]: activation bytes live while node i runs */
     int64_t total_params;
     double total_flops;
+    /* Where let-go weights are loaded back from (hs_graph_hold_weights): the file, and its
+     * size and modification time when it was loaded. NULL for a model loaded from a buffer
+     * or with input bindings, whose load cannot be repeated. */
+    char *reload_path;
+    int64_t reload_size, reload_mtime_ns;
+    bool keep_batchnorm;
 };
 
 /* The context an operator's prepare() works in. */

@@ -160,6 +160,7 @@ void hs_graph_free(hs_graph *g)
     free(g->cut_tensors);
     free(g->live_bytes);
     free(g->name);
+    free(g->reload_path);
     free(g);
     give_back_memory();
 }
@@ -989,5 +990,105 @@ hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_g
     Onnx__ModelProto *m = size ? onnx__model_proto__unpack(NULL, size, map) : NULL;
     if (map)
         munmap(map, size);
-    return load_unpacked(m, size, path, opts, out, err);
+    hs_status st = load_unpacked(m, size, path, opts, out, err);
+    if (st == HS_OK && !(opts && opts->n_inputs > 0)) { /* a load that can be repeated */
+        hs_graph *g = *out;
+        g->reload_size = (int64_t)sb.st_size;
+        g->reload_mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+        g->keep_batchnorm = opts && opts->keep_batchnorm;
+        g->reload_path = strdup(path); /* NULL when out of memory: weights then all stay */
+    }
+    return st;
+}
+
+/* ---- weights per node range ------------------------------------------------------------ */
+
+int64_t hs_graph_weight_bytes_held(const hs_graph *g)
+{
+    int64_t bytes = 0;
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].is_const && g->values[i].t.data)
+            bytes += (int64_t)hs_tensor_nbytes(&g->values[i].t);
+    return bytes;
+}
+
+/* Loads the graph's file again and moves into g the data of the constants marked in `load`
+ * (all let go), after checking that the file is unchanged and that the new graph is the same
+ * graph, value by value. */
+static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
+{
+    struct stat sb;
+    if (stat(g->reload_path, &sb) != 0)
+        return hs__set_error(err, HS_ERR_IO, "%s: cannot load weights back: %s",
+                             g->reload_path, strerror(errno));
+    if ((int64_t)sb.st_size != g->reload_size ||
+        (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != g->reload_mtime_ns)
+        return hs__set_error(err, HS_ERR_INVALID, "%s: cannot load weights back: the file "
+                             "has changed since the model was loaded", g->reload_path);
+    hs_load_options opts = {.keep_batchnorm = g->keep_batchnorm};
+    hs_graph *fresh;
+    hs_status st = hs_graph_load_onnx(g->reload_path, &opts, &fresh, err);
+    if (st != HS_OK)
+        return st;
+    bool same = fresh->n_values == g->n_values && fresh->n_nodes == g->n_nodes;
+    for (int i = 0; i < g->n_values && same; i++) {
+        const hs__value *v = &g->values[i], *f = &fresh->values[i];
+        same = strcmp(v->name, f->name) == 0 && v->is_const == f->is_const &&
+               v->t.dtype == f->t.dtype && v->t.ndim == f->t.ndim &&
+               hs_tensor_nbytes(&v->t) == hs_tensor_nbytes(&f->t) &&
+               (!load[i] || (f->owns_data && f->t.data));
+    }
+    if (same)
+        for (int i = 0; i < g->n_values; i++) {
+            if (!load[i])
+                continue;
+            hs__value *v = &g->values[i], *f = &fresh->values[i];
+            v->t.data = f->t.data;
+            v->owns_data = true;
+            v->let_go = false;
+            f->t.data = NULL;
+            f->owns_data = false;
+        }
+    hs_graph_free(fresh);
+    return same ? HS_OK
+                : hs__set_error(err, HS_ERR_INVALID, "%s: cannot load weights back: the file "
+                                "no longer gives the same graph", g->reload_path);
+}
+
+hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err)
+{
+    assert(g && need);
+    if (!g->reload_path)
+        return hs__set_error(err, HS_ERR_INVALID, "%s: weights cannot be let go: the model "
+                             "was not loaded from a file, or was loaded with input bindings",
+                             g->name);
+    const int nv = g->n_values;
+    bool *read = calloc(2 * (size_t)nv + 1, sizeof *read), *load = read + nv;
+    if (!read)
+        return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", g->name);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; need[i] && j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                read[g->nodes[i].in[j]] = true;
+    bool missing = false;
+    for (int i = 0; i < nv; i++) {
+        load[i] = read[i] && g->values[i].let_go;
+        missing = missing || load[i];
+    }
+    hs_status st = missing ? load_back(g, load, err) : HS_OK;
+    bool freed = false;
+    for (int i = 0; i < nv && st == HS_OK; i++) {
+        hs__value *v = &g->values[i];
+        if (!read[i] && v->is_const && v->owns_data && !v->is_output && v->last_use >= 0 &&
+            hs_tensor_nbytes(&v->t) >= HS_HOLD_MIN_BYTES) {
+            free(v->t.data);
+            v->t.data = NULL;
+            v->owns_data = false;
+            v->let_go = freed = true;
+        }
+    }
+    if (freed)
+        give_back_memory();
+    free(read);
+    return st;
 }

@@ -6,6 +6,7 @@
  * place. Models are written once into HS_TEST_MODEL_DIR.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,122 @@ static void check_every_cut(const char *name)
 }
 
 TestSuite(split, .timeout = 600);
+
+/* Weights per node range (hs_graph_hold_weights): a graph that lets go of the weights of one
+ * range still runs the other bit for bit, refuses the range it let go of with a one-line
+ * reason, and runs the whole model bit for bit again once it holds everything again. */
+static void check_weights_per_range(const char *name)
+{
+    hs_set_threads(1);
+    hs_graph *g = zoo_model(name);
+    int n = hs_graph_node_count(g), k = n / 2;
+    hs_tensor in;
+    hs_graph_input(g, 0, &in);
+    float *data = calloc((size_t)hs_tensor_numel(&in), sizeof *data);
+    for (int64_t i = 0; i < hs_tensor_numel(&in); i++)
+        data[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    in.data = data;
+    hs_tensor whole, cut[64], out;
+    cr_assert_eq(run_copy(g, 0, n, &in, 1, &whole), 1);
+    int n_cut = run_copy(g, 0, k, &in, 1, cut);
+    int64_t all = hs_graph_weight_bytes_held(g);
+
+    bool *need = calloc((size_t)n, sizeof *need);
+    for (int i = k; i < n; i++)
+        need[i] = true;
+    hs_error err = {0};
+    cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
+    int64_t tail_only = hs_graph_weight_bytes_held(g);
+    cr_expect_lt(tail_only, all, "%s: holds %lld of %lld bytes", name, (long long)tail_only,
+                 (long long)all);
+    hs_exec *x;
+    cr_expect_eq(hs_exec_new(g, 0, n, &x, &err), HS_ERR_INVALID);
+    cr_expect(strstr(err.msg, "let go") != NULL, "%s", err.msg);
+    cr_assert_eq(run_copy(g, k, n, cut, n_cut, &out), 1);
+    cr_expect_eq(memcmp(out.data, whole.data, hs_tensor_nbytes(&whole)), 0,
+                 "%s: [%d,%d) with only its weights differs", name, k, n);
+    free(out.data);
+
+    for (int i = 0; i < n; i++) /* the other way round: [0, k) back, [k, n) let go */
+        need[i] = i < k;
+    cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
+    hs_tensor head[64];
+    cr_assert_eq(run_copy(g, 0, k, &in, 1, head), n_cut);
+    for (int i = 0; i < n_cut; i++) {
+        cr_expect_eq(memcmp(head[i].data, cut[i].data, hs_tensor_nbytes(&cut[i])), 0,
+                     "%s: [0,%d) with weights loaded back differs", name, k);
+        free(head[i].data);
+    }
+    cr_expect_lt(hs_graph_weight_bytes_held(g), all);
+
+    for (int i = 0; i < n; i++)
+        need[i] = true;
+    cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(hs_graph_weight_bytes_held(g), all);
+    cr_assert_eq(run_copy(g, 0, n, &in, 1, &out), 1);
+    cr_expect_eq(memcmp(out.data, whole.data, hs_tensor_nbytes(&whole)), 0,
+                 "%s: [0,%d) with every weight loaded back differs", name, n);
+    free(out.data);
+    for (int i = 0; i < n_cut; i++)
+        free(cut[i].data);
+    free(whole.data);
+    free(need);
+    free(data);
+    hs_graph_free(g);
+}
+
+Test(split, weights_per_range_mobilenet_v2) { check_weights_per_range("mobilenet_v2"); }
+Test(split, weights_per_range_resnet18) { check_weights_per_range("resnet18"); }
+
+/* The file changed, or no file at all: the weights cannot come back, and the graph says so
+ * and keeps what it holds. */
+Test(split, weights_not_loaded_back_from_a_changed_file)
+{
+    hs_graph *zoo = zoo_model("resnet18");
+    hs_graph_free(zoo);
+    char src[1024], path[] = "/tmp/hs-hold-XXXXXX";
+    snprintf(src, sizeof src, "%s/resnet18.onnx", HS_TEST_MODEL_DIR);
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *in = fopen(src, "rb"), *out = fdopen(fd, "wb");
+    char buf[65536];
+    for (size_t got; (got = fread(buf, 1, sizeof buf, in)) > 0;)
+        fwrite(buf, 1, got, out);
+    fclose(in);
+    fclose(out);
+
+    hs_graph *g;
+    hs_error err = {0};
+    cr_assert_eq(hs_graph_load_onnx(path, NULL, &g, &err), HS_OK, "%s", err.msg);
+    int n = hs_graph_node_count(g);
+    bool *need = calloc((size_t)n, sizeof *need);
+    need[n - 1] = true;
+    cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
+    int64_t held = hs_graph_weight_bytes_held(g);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 1000000000}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    for (int i = 0; i < n; i++)
+        need[i] = true;
+    cr_expect_eq(hs_graph_hold_weights(g, need, &err), HS_ERR_INVALID);
+    cr_expect(strstr(err.msg, "has changed") != NULL, "%s", err.msg);
+    cr_expect_eq(hs_graph_weight_bytes_held(g), held);
+    hs_graph_free(g);
+    unlink(path);
+
+    FILE *f = fopen(src, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    void *bytes = malloc((size_t)size);
+    cr_assert_eq(fread(bytes, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    cr_assert_eq(hs_graph_load_onnx_buffer(bytes, (size_t)size, "buffer", NULL, &g, &err), HS_OK);
+    cr_expect_eq(hs_graph_hold_weights(g, need, &err), HS_ERR_INVALID);
+    cr_expect(strstr(err.msg, "not loaded from a file") != NULL, "%s", err.msg);
+    hs_graph_free(g);
+    free(bytes);
+    free(need);
+}
 
 Test(split, resnet18) { check_every_cut("resnet18"); }
 Test(split, resnet50) { check_every_cut("resnet50"); }

@@ -119,6 +119,21 @@ hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *n
 /* Frees a graph; NULL is fine. No hs_exec made from it may be used afterwards. */
 void hs_graph_free(hs_graph *g);
 
+/* Weights per node range: a process that runs some of a model's nodes need not hold the
+ * weights of the others. Keeps the constants that the nodes marked in need[0..count) read,
+ * lets the others go (those of HS_HOLD_MIN_BYTES or more: small ones always stay), and loads
+ * back, from the file the graph was loaded from, those that marked nodes read and were let
+ * go. They are loaded and folded by the same code as the first time, so outputs stay
+ * bit-identical. Fails, holding what it held, if the graph did not come from
+ * hs_graph_load_onnx without input bindings, or if the file has changed since (size or
+ * modification time), or cannot be loaded. While a constant is let go, hs_exec_new and
+ * hs_exec_new_part refuse the ranges that read it, and an executor made before must not run
+ * them. Not thread-safe against runs of the graph's executors. */
+#define HS_HOLD_MIN_BYTES 4096
+hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err);
+/* Bytes of constant data the graph holds now. */
+int64_t hs_graph_weight_bytes_held(const hs_graph *g);
+
 /* ---- what the model costs ---------------------------------------------------------------- */
 
 typedef struct hs_node_info {
