@@ -246,7 +246,12 @@ static void worker_help(FILE *f)
                "  --spin-us US      after a stage, keep polling US microseconds before sleeping\n"
                "                    (default 0): the next activation finds the core awake\n"
                "                    rather than halted, at the cost of CPU and power\n"
-               "  --verbose         log registration\n%s", net_help);
+               "  --hold-all-weights  keep every weight of the model; by default, with\n"
+               "                    --model, the worker holds the weights of the node ranges\n"
+               "                    its plans may run (loaded from FILE when a plan is\n"
+               "                    prepared) and lets the others go 5 s after no plan needs\n"
+               "                    them\n"
+               "  --verbose         log registration and the weights held\n%s", net_help);
 }
 
 int cmd_worker(int argc, char **argv)
@@ -256,7 +261,8 @@ int cmd_worker(int argc, char **argv)
         {"listen", required_argument, 0, 'l'}, {"model", required_argument, 0, 'm'},
         {"advertise", required_argument, 0, 'a'}, {"threads", required_argument, 0, 'T'},
         {"verbose", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
-        {"spin-us", required_argument, 0, 'U'}, NET_OPTIONS, {0, 0, 0, 0}};
+        {"spin-us", required_argument, 0, 'U'}, {"hold-all-weights", no_argument, 0, 'W'},
+        NET_OPTIONS, {0, 0, 0, 0}};
     hs_worker_opts o = {.threads = 1};
     long v;
     int c, rc;
@@ -270,6 +276,7 @@ int cmd_worker(int argc, char **argv)
         case 'm': o.model_path = optarg; break;
         case 'a': o.advertise_host = optarg; break;
         case 'v': o.verbose = true; break;
+        case 'W': o.hold_all_weights = true; break;
         case 'T':
             if (!cli_parse_int(optarg, 1, 256, &v))
                 return cli_usage_error("worker", "--threads '%s': expected 1 to 256", optarg);

@@ -25,6 +25,8 @@
 #define MAX_STARTS 32 /* nodes other than its first that a stage's runs start at, per plan */
 #define MAX_WINDOW 32 /* points an elastic sender may hand a request over at, per plan */
 #define TELEMETRY_EVERY_S 0.2
+#define HOLD_S 5.0       /* weights no live plan has needed for this long are let go */
+#define HOLD_EVERY_S 1.0
 
 typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
     int first, last, refs;
@@ -86,6 +88,10 @@ struct hs_worker {
     double last_telemetry;
     int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
     bool welcomed;
+    /* Weights per range: when each node was last needed by a live plan (see hold_weights).
+     * NULL: this worker holds every weight (embedded, fetched, or hold_all_weights). */
+    double *needed_at;
+    double last_hold;
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
@@ -215,6 +221,60 @@ fail:
     return false;
 }
 
+/* ---- weights per range ------------------------------------------------------------------- */
+
+/* The nodes slot's plan may run here: its executors' ranges and, for stage 1 of a 2-stage
+ * plan, the source's elastic window before the cut at the default width, where a request
+ * handed over early starts (a wider --elastic is loaded when it happens: start_exec). */
+static void slot_range(hs_worker *w, const epoch_slot *s, int *lo, int *hi)
+{
+    const hs_wire_stage *st = &s->plan.stages[s->stage];
+    *lo = s->exec ? s->exec->first : st->first;
+    *hi = s->exec ? s->exec->last : st->last;
+    for (int i = 0; i < s->n_starts; i++)
+        *lo = s->starts[i].from < *lo ? s->starts[i].from : *lo;
+    int at[MAX_WINDOW], nominal;
+    if (s->stage == 1 && s->plan.n_stages == 2 && st->first > 0 &&
+        window_points(w, st->first, HS_DEFAULT_ELASTIC, at, &nominal) > 0 && at[0] < *lo)
+        *lo = at[0];
+}
+
+/* Holds the weights of the nodes that a live plan may run, or could run less than HOLD_S ago,
+ * and of [lo, hi) (a range about to be prepared), loading back those let go; lets the others
+ * go. A plan that comes back within HOLD_S costs no load, however often plans change. */
+static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
+{
+    if (!w->needed_at)
+        return HS_OK;
+    int n = hs_graph_node_count(w->g);
+    double now = hs__now();
+    for (int i = lo; i < hi; i++)
+        w->needed_at[i] = now;
+    for (int e = 0; e < MAX_EPOCHS; e++) {
+        const epoch_slot *s = &w->epochs[e];
+        if (s->used && s->stage >= 0) {
+            int a, b;
+            slot_range(w, s, &a, &b);
+            for (int i = a; i < b; i++)
+                w->needed_at[i] = now;
+        }
+    }
+    bool *need = malloc((size_t)n * sizeof *need);
+    if (!need)
+        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
+    for (int i = 0; i < n; i++)
+        need[i] = now - w->needed_at[i] < HOLD_S;
+    int64_t before = hs_graph_weight_bytes_held(w->g);
+    hs_status st = hs_graph_hold_weights(w->own_graph, need, err);
+    int64_t after = hs_graph_weight_bytes_held(w->g);
+    if (w->verbose && after != before)
+        fprintf(stderr, "worker %s: holds %.1f MB of weights (was %.1f MB)\n", w->name,
+                (double)after / 1e6, (double)before / 1e6);
+    w->last_hold = now;
+    free(need);
+    return st;
+}
+
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
 {
     for (int i = 0; i < MAX_EPOCHS; i++)
@@ -255,6 +315,15 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     slot->epoch = plan->epoch;
     slot->plan = *plan;
     slot->stage = stage;
+    if (stage >= 0) { /* what epoch e needs is loaded before READY(e) */
+        int lo, hi;
+        slot_range(w, slot, &lo, &hi);
+        hs_status held = hold_weights(w, lo, hi, err);
+        if (held != HS_OK) {
+            slot_clear(slot);
+            return held;
+        }
+    }
     if (stage >= 0 && !prepare_elastic(w, slot) &&
         !(slot->exec = exec_acquire(w, plan->stages[stage].first, plan->stages[stage].last,
                                     err))) {
@@ -486,7 +555,8 @@ static bool start_exec(hs_worker *w, epoch_slot *slot, int from, hs_exec **head,
             snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
             return false;
         }
-        if (from < st->first ? !(h = exec_acquire(w, from, st->first, &err))
+        if (from < st->first ? hold_weights(w, from, st->first, &err) != HS_OK ||
+                                   !(h = exec_acquire(w, from, st->first, &err))
                              : hs_exec_new_part(slot->exec->x, from, st->last, &part, &err) !=
                                    HS_OK) {
             snprintf(why, size, "%s", err.msg);
@@ -771,6 +841,14 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     if (st == HS_OK && !o->model_path)
         st = fetch_model(w, err);
     w->g = w->own_graph;
+    if (st == HS_OK && o->model_path && !o->hold_all_weights) {
+        int n = hs_graph_node_count(w->g);
+        if (!(w->needed_at = malloc((size_t)(n ? n : 1) * sizeof *w->needed_at)))
+            st = hs_error_set(err, HS_ERR_NOMEM, "out of memory");
+        for (int i = 0; st == HS_OK && i < n; i++)
+            w->needed_at[i] = hs__now(); /* loaded: let go HOLD_S after, if no plan needs it */
+        w->last_hold = hs__now();
+    }
     if (st != HS_OK) {
         hs_worker_free(w);
         return st;
@@ -889,6 +967,10 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
             return no_answer(w, err);
         if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
             flush_telemetry(w, now);
+        hs_error hold_err;
+        if (w->needed_at && now - w->last_hold >= HOLD_EVERY_S &&
+            hold_weights(w, 0, 0, &hold_err) != HS_OK)
+            fprintf(stderr, "worker %s: %s\n", w->name, hold_err.msg);
     }
     if (!running && err && err->code < 0 && err->msg[0])
         return err->code;
@@ -924,6 +1006,7 @@ void hs_worker_free(hs_worker *w)
         zmq_ctx_term(w->ctx);
     hs_graph_free(w->own_graph);
     free(w->flops_before);
+    free(w->needed_at);
     if (w->in)
         hs_msg_close(w->in);
     free(w->in);

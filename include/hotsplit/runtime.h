@@ -147,6 +147,10 @@ typedef struct hs_worker_opts {
                                     before blocking (default 0): the next activation then
                                     finds the core awake, not halted (a VM's vCPU, a CPU in a
                                     deep idle state); costs CPU, and power, while it waits */
+    bool hold_all_weights;       /* keep every weight; by default a worker with model_path
+                                    holds those of the ranges its plans may run (loaded at
+                                    PREPARE, before READY) and lets the others go once no plan
+                                    has needed them for 5 s */
     hs_net_opts net;
     bool verbose;
 } hs_worker_opts;
