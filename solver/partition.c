@@ -1288,12 +1288,49 @@ static void set_state(search *s, unsigned mask, size_t i, double v0, double v1, 
     l->from[i] = a;
 }
 
-/* Keys compared lexicographically (key1 only where the kind breaks ties). */
-static bool key_le(const scratch *w, bool lex, int x, int y)
+/* Keys compared lexicographically: key1 breaks ties where the kind has one (NULL: none). */
+static inline bool key_le(const double *key0, const double *key1, int x, int y)
 {
-    if (w->key0[x] != w->key0[y])
-        return w->key0[x] < w->key0[y];
-    return !lex || w->key1[x] <= w->key1[y];
+    if (key0[x] != key0[y])
+        return key0[x] < key0[y];
+    return !key1 || key1[x] <= key1[y];
+}
+
+/* The monotone deque of the sliding-window minima below (relax_linear, min_max_window,
+ * relax_life). Starts enter in increasing order and the window's left end lo never
+ * decreases, so a start whose key is no smaller than that of a later one can never be the
+ * minimum again: at[head, tail) holds increasing starts with strictly increasing keys, the
+ * front the least. On an exact tie the later start is kept, which the tie-breaking of the
+ * plans depends on. The storage, one slot per start, is the caller's scratch. */
+typedef struct deque {
+    int *at;
+    int head, tail;
+} deque;
+
+static inline deque deque_on(int *storage)
+{
+    return (deque){storage, 0, 0};
+}
+
+/* Start a enters; the starts it dominates (key no smaller) leave from the back. */
+static inline void deque_push(deque *q, const double *key0, const double *key1, int a)
+{
+    while (q->head < q->tail && key_le(key0, key1, a, q->at[q->tail - 1]))
+        q->tail--;
+    q->at[q->tail++] = a;
+}
+
+/* The starts before lo leave the window from the front. */
+static inline void deque_expire(deque *q, int lo)
+{
+    while (q->head < q->tail && q->at[q->head] < lo)
+        q->head++;
+}
+
+/* The start of least key in the window; -1: empty. */
+static inline int deque_front(const deque *q)
+{
+    return q->head < q->tail ? q->at[q->head] : -1;
 }
 
 /* Latency and energy: the stage adds coef * (P[b] - P[a]), so f(b) = min over a in
@@ -1313,21 +1350,15 @@ static void relax_linear(search *s, unsigned mask, int d, scratch *w)
     if (lex)
         for (int a = w->first; a < n; a++)
             w->key1[a] = g1[a] - P[a];
-    int head = 0, tail = 0;
+    deque q = deque_on(w->dq);
     for (int b = w->first + 1; b <= n; b++) {
-        int a = b - 1;
-        if (w->g0[a] < INFINITY) {
-            while (head < tail && key_le(w, lex, a, w->dq[tail - 1]))
-                tail--;
-            w->dq[tail++] = a;
-        }
-        int lo = s->lo[at_db(s, d, b)];
-        while (head < tail && w->dq[head] < lo)
-            head++;
+        if (w->g0[b - 1] < INFINITY)
+            deque_push(&q, w->key0, lex ? w->key1 : NULL, b - 1);
         size_t o = at_db(s, d, b);
-        if (head == tail || s->out_sv[o] == INFINITY)
+        deque_expire(&q, s->lo[o]);
+        int a = deque_front(&q);
+        if (a < 0 || s->out_sv[o] == INFINITY)
             continue;
-        a = w->dq[head];
         double stage = P[b] - P[a];
         double lat = g1[a] + stage + s->out_lat[o];
         double v0 = lex ? w->g0[a] + coef * stage + (counts ? s->out_radio[o] : 0) +
@@ -1447,27 +1478,26 @@ static void relax_load(search *s, unsigned mask, int d, scratch *w)
 static void min_max_window(const double *B, const double *P, const int *lo, int first, int n,
                            int *dq, double *v, int *arg)
 {
-    int head = 0, tail = 0, turned = 0; /* dq[head, turned) have turned */
+    deque q = deque_on(dq);
+    int turned = 0; /* dq[q.head, turned) have turned */
     for (int b = first + 1; b <= n; b++) {
         int a = b - 1;
         if (B[a] < INFINITY) {
-            while (head < tail && B[dq[tail - 1]] >= B[a])
-                tail--;
-            if (turned > tail)
-                turned = tail;
-            dq[tail++] = a;
+            deque_push(&q, B, NULL, a);
+            /* turned may count starts that a evicted; a itself is not tested yet */
+            if (turned > q.tail - 1)
+                turned = q.tail - 1;
         }
-        while (head < tail && dq[head] < lo[b])
-            head++;
-        if (turned < head)
-            turned = head;
-        while (turned < tail && B[dq[turned]] < P[b] - P[dq[turned]])
+        deque_expire(&q, lo[b]);
+        if (turned < q.head)
+            turned = q.head;
+        while (turned < q.tail && B[dq[turned]] < P[b] - P[dq[turned]])
             turned++;
         double best = INFINITY;
         a = -1;
-        if (turned > head)
+        if (turned > q.head)
             a = dq[turned - 1], best = P[b] - P[a];
-        if (turned < tail && B[dq[turned]] < best)
+        if (turned < q.tail && B[dq[turned]] < best)
             a = dq[turned], best = B[a];
         v[b] = best;
         arg[b] = a;
@@ -1503,21 +1533,15 @@ static void relax_life(search *s, unsigned mask, int d, scratch *w)
     const hs_device *dv = &s->c->devices[d];
     const double *P = s->prefix + at_db(s, d, 0);
     if (!life_varies(dv)) {
-        int head = 0, tail = 0;
+        deque q = deque_on(w->dq);
         for (int b = w->first + 1; b <= n; b++) {
-            int a = b - 1;
-            if (w->g0[a] < INFINITY) {
-                while (head < tail && w->g0[w->dq[tail - 1]] >= w->g0[a])
-                    tail--;
-                w->dq[tail++] = a;
-            }
-            int lo = s->lo[at_db(s, d, b)];
-            while (head < tail && w->dq[head] < lo)
-                head++;
+            if (w->g0[b - 1] < INFINITY)
+                deque_push(&q, w->g0, NULL, b - 1);
             size_t o = at_db(s, d, b);
-            if (head == tail || s->out_sv[o] == INFINITY)
+            deque_expire(&q, s->lo[o]);
+            int a = deque_front(&q);
+            if (a < 0 || s->out_sv[o] == INFINITY)
                 continue;
-            a = w->dq[head];
             double life = life_of(s, d, P[b] - P[a], s->rx[at_db(s, d, a)] + s->out_radio[o]);
             double v = max2(w->g0[a], -life);
             set_state(s, mask, w->row + b, v, v, a);
