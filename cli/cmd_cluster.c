@@ -94,6 +94,7 @@ static void coordinator_help(FILE *f)
                "  --request-timeout MS       re-issue an unanswered request (default 5000)\n"
                "  --threads N                BLAS threads of the source device (default 1)\n"
                "  --spin-us US               the source device's, as for 'hotsplit worker'\n"
+               "  --hold-all-weights         the source device's, as for 'hotsplit worker'\n"
                "  --no-mix                   throughput: never balance stages finer than a node\n"
                "                             by running a share of requests on a neighbouring\n"
                "                             plan (one cut moved by one node)\n"
@@ -120,7 +121,7 @@ int cmd_coordinator(int argc, char **argv)
         {"threads", required_argument, 0, 'T'}, {"verbose", no_argument, 0, 'v'},
         {"spin-us", required_argument, 0, 'U'}, {"no-mix", no_argument, 0, 'x'},
         {"elastic", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
-        NET_OPTIONS, {0, 0, 0, 0}};
+        {"hold-all-weights", no_argument, 0, 'W'}, NET_OPTIONS, {0, 0, 0, 0}};
     hs_coordinator_opts o = {.objective = HS_OBJ_THROUGHPUT, .threads = 1, .elastic = -1};
     static const char *sets[MAX_SETS];
     long v;
@@ -140,6 +141,7 @@ int cmd_coordinator(int argc, char **argv)
         case 'b': o.constraints.battery_only = true; break;
         case 'v': o.verbose = true; break;
         case 'x': o.no_mix = true; break;
+        case 'W': o.hold_all_weights = true; break;
         case 'e':
             if ((rc = cli_parse_elastic("coordinator", optarg, &o.elastic)) != EXIT_OK)
                 return rc;

@@ -1238,8 +1238,7 @@ static hs_status load_inputs(hs_coordinator *c, hs_error *err)
         st = map_model(c, err);
     if (st == HS_OK) {
         c->digest = hs__digest_update(HS_DIGEST_SEED, c->model, c->model_size);
-        st = hs_graph_load_onnx_buffer(c->model, c->model_size, c->o.model_path, NULL, &c->g,
-                                       err);
+        st = hs_graph_load_onnx(c->o.model_path, NULL, &c->g, err); /* one it can load again */
     }
     if (st == HS_OK && c->o.profile_path)
         st = hs_profile_load(c->o.profile_path, &c->profile, err);
@@ -1294,7 +1293,7 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
         hs_worker_opts wo = {.name = c->cluster.devices[c->cluster.source].name,
                              .coordinator = c->inproc, .listen = data_at,
                              .threads = o->threads, .spin_us = o->spin_us,
-                             .verbose = o->verbose};
+                             .hold_all_weights = o->hold_all_weights, .verbose = o->verbose};
         st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest,
                                      o->elastic > 0 ? &c->elastic : NULL, &c->source_worker,
                                      err);

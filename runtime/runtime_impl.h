@@ -97,8 +97,10 @@ typedef struct hs__elastic {
 
 /* Worker internals the coordinator uses to run the source device's worker in a thread,
  * sharing its ZeroMQ context (inproc endpoints) and its loaded graph; `elastic` (owned by
- * the coordinator, NULL: off) makes it hand off elastically. */
-hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
+ * the coordinator, NULL: off) makes it hand off elastically. Unless o->hold_all_weights, the
+ * worker holds g's weights per range (g loaded by hs_graph_load_onnx; no other thread may
+ * read its constants). */
+hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, hs_graph *g,
                                   uint64_t digest, hs__elastic *elastic, hs_worker **out,
                                   hs_error *err);
 const char *hs__worker_endpoint(const hs_worker *w);

@@ -88,13 +88,28 @@ struct hs_worker {
     double last_telemetry;
     int answer_timeout_s;    /* 0: none (embedded: the coordinator is this process) */
     bool welcomed;
-    /* Weights per range: when each node was last needed by a live plan (see hold_weights).
-     * NULL: this worker holds every weight (embedded, fetched, or hold_all_weights). */
+    /* Weights per range (see hold_weights): the graph whose weights are held per range
+     * (own_graph, or the coordinator's for the source), and when each node was last needed
+     * by a live plan. NULL: every weight is held (a fetched model, or hold_all_weights). */
+    hs_graph *holder;
     double *needed_at;
     double last_hold;
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
+
+/* Weights per range from now on, in g (loaded from a file: hs_graph_hold_weights). */
+static hs_status start_holding(hs_worker *w, hs_graph *g, hs_error *err)
+{
+    int n = hs_graph_node_count(g);
+    if (!(w->needed_at = malloc((size_t)(n ? n : 1) * sizeof *w->needed_at)))
+        return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        w->needed_at[i] = hs__now(); /* loaded: let go HOLD_S after, if no plan needs it */
+    w->holder = g;
+    w->last_hold = hs__now();
+    return HS_OK;
+}
 
 static shared_exec *exec_acquire(hs_worker *w, int first, int last, hs_error *err)
 {
@@ -233,10 +248,16 @@ static void slot_range(hs_worker *w, const epoch_slot *s, int *lo, int *hi)
     *hi = s->exec ? s->exec->last : st->last;
     for (int i = 0; i < s->n_starts; i++)
         *lo = s->starts[i].from < *lo ? s->starts[i].from : *lo;
-    int at[MAX_WINDOW], nominal;
-    if (s->stage == 1 && s->plan.n_stages == 2 && st->first > 0 &&
+    int at[MAX_WINDOW], nominal, n_at;
+    if (s->plan.n_stages != 2)
+        return;
+    if (s->stage == 1 && st->first > 0 &&
         window_points(w, st->first, HS_DEFAULT_ELASTIC, at, &nominal) > 0 && at[0] < *lo)
         *lo = at[0];
+    if (s->stage == 0 && w->elastic && st->last > 0 && st->last < s->plan.stages[1].last &&
+        (n_at = window_points(w, st->last, w->elastic->window, at, &nominal)) > 0 &&
+        at[n_at - 1] > *hi) /* the source's window, before prepare_elastic makes it */
+        *hi = at[n_at - 1];
 }
 
 /* Holds the weights of the nodes that a live plan may run, or could run less than HOLD_S ago,
@@ -265,7 +286,7 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
     for (int i = 0; i < n; i++)
         need[i] = now - w->needed_at[i] < HOLD_S;
     int64_t before = hs_graph_weight_bytes_held(w->g);
-    hs_status st = hs_graph_hold_weights(w->own_graph, need, err);
+    hs_status st = hs_graph_hold_weights(w->holder, need, err);
     int64_t after = hs_graph_weight_bytes_held(w->g);
     if (w->verbose && after != before)
         fprintf(stderr, "worker %s: holds %.1f MB of weights (was %.1f MB)\n", w->name,
@@ -841,14 +862,8 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     if (st == HS_OK && !o->model_path)
         st = fetch_model(w, err);
     w->g = w->own_graph;
-    if (st == HS_OK && o->model_path && !o->hold_all_weights) {
-        int n = hs_graph_node_count(w->g);
-        if (!(w->needed_at = malloc((size_t)(n ? n : 1) * sizeof *w->needed_at)))
-            st = hs_error_set(err, HS_ERR_NOMEM, "out of memory");
-        for (int i = 0; st == HS_OK && i < n; i++)
-            w->needed_at[i] = hs__now(); /* loaded: let go HOLD_S after, if no plan needs it */
-        w->last_hold = hs__now();
-    }
+    if (st == HS_OK && o->model_path && !o->hold_all_weights)
+        st = start_holding(w, w->own_graph, err);
     if (st != HS_OK) {
         hs_worker_free(w);
         return st;
@@ -857,7 +872,7 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     return HS_OK;
 }
 
-hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_graph *g,
+hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, hs_graph *g,
                                   uint64_t digest, hs__elastic *elastic, hs_worker **out,
                                   hs_error *err)
 {
@@ -870,6 +885,8 @@ hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, const hs_g
     w->digest = digest;
     w->ctx = ctx;
     w->elastic = elastic;
+    if (st == HS_OK && !o->hold_all_weights)
+        st = start_holding(w, g, err);
     if (st == HS_OK)
         st = open_sockets(w, err);
     if (st != HS_OK) {

@@ -73,6 +73,8 @@ typedef struct hs_coordinator_opts {
                                     the two devices as they run at that moment. Such plans
                                     are not mixed. 0: off (the CLI's default is
                                     HS_DEFAULT_ELASTIC for the throughput objective) */
+    bool hold_all_weights;       /* the source keeps every weight; by default it holds, as a
+                                    worker does, those of the ranges its plans may run */
     hs_net_opts net;
     bool verbose;                /* one line per membership change and plan on stderr, and
                                     every 5 s answered/s and measured stage times */
