@@ -9,8 +9,9 @@
 #       elastic hand-off (--elastic 0.1, the default) and without it (--elastic 0). Of the
 #       source's, the model file's pages are listed apart: the coordinator maps the file to
 #       serve workers that fetch the model; they are clean page cache, dropped under pressure.
-#   Resident figures include the weights (held once per process: every worker can run any
-#   range, as re-planning moves the cut) and each executor's arena and workspace.
+#   Resident figures include the weights each process holds (by default those of the ranges
+#   its plans may run, elastic window included; with --hold-all-weights the whole model's,
+#   shown for comparison) and each executor's arena and workspace.
 #
 # Usage: bench/memory.sh [BUILD_DIR] [OUT_DIR]   (writes memory.csv/.json/.png). HS_BENCH_MODELS
 #        overrides the model list. Takes about a minute per model.
@@ -40,16 +41,18 @@ PY
 # field PID NAME: a kB field of /proc/PID/status or /proc/PID/smaps_rollup.
 field() { awk -v n="$2:" '$1 == n { print $2 }' "/proc/$1/status" "/proc/$1/smaps_rollup"; }
 
-# pipeline MODEL ELASTIC: sets SRC, SRC_FILE and WRK (kB resident) after 6 s of load.
+# pipeline MODEL ELASTIC [--hold-all-weights]: sets SRC, SRC_FILE and WRK (kB resident) after
+# 8 s of load (weights a plan does not need are let go 5 s after loading).
 pipeline() {
   local model=$1 elastic=$2 ep lp wp
+  shift 2
   ep=tcp://127.0.0.1:$(port)
   taskset -c 0 "$hs" load --cluster "$cluster" --listen "$ep" --model "$model" \
-    --concurrency 4 --duration 9 --objective throughput --elastic "$elastic" \
+    --concurrency 4 --duration 11 --objective throughput --elastic "$elastic" "$@" \
     >"$tmp/load.log" 2>&1 &
   lp=$!
   pids+=($lp)
-  taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$model" \
+  taskset -c 1 "$hs" worker --name dev1 --coordinator "$ep" --model "$model" "$@" \
     >"$tmp/worker.log" 2>&1 &
   wp=$!
   pids+=($wp)
@@ -57,7 +60,7 @@ pipeline() {
     grep -q "answered" "$tmp/load.log" 2>/dev/null && break
     sleep 0.1
   done
-  sleep 6
+  sleep 8
   SRC=$(field "$lp" VmRSS) SRC_FILE=$(field "$lp" Pss_File) WRK=$(field "$wp" VmRSS)
   if ! wait "$lp" || ! grep -q "lost 0, duplicated 0, failed 0" "$tmp/load.log"; then
     echo "memory: the 2-device run of $(basename "$model") failed:" >&2
@@ -73,7 +76,7 @@ pipeline() {
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f MiB", $2 / 1024 }' /proc/meminfo)" >&2
 csv=$out/memory.csv
-echo "model,file_mb,infer_peak_mb,source_mb,source_file_mb,worker_mb,source_mb_fixed_cut,worker_mb_fixed_cut" >"$csv"
+echo "model,file_mb,infer_peak_mb,source_mb,source_file_mb,worker_mb,source_mb_fixed_cut,worker_mb_fixed_cut,source_mb_all_weights,worker_mb_all_weights" >"$csv"
 for name in $model_list; do
   model=$models/$name.onnx
   [ -f "$model" ] || "$hs" zoo "$name" -o "$model" >/dev/null
@@ -85,7 +88,10 @@ for name in $model_list; do
   src=$SRC src_file=$SRC_FILE wrk=$WRK
   echo "== $name: 2 devices, fixed cut" >&2
   pipeline "$model" 0
-  echo "$name,$(mb "$file_kb"),$(mb "$infer"),$(mb "$src"),$(mb "$src_file"),$(mb "$wrk"),$(mb "$SRC"),$(mb "$WRK")" >>"$csv"
+  src_fixed=$SRC wrk_fixed=$WRK
+  echo "== $name: 2 devices, elastic hand-off, every weight held" >&2
+  pipeline "$model" 0.1 --hold-all-weights
+  echo "$name,$(mb "$file_kb"),$(mb "$infer"),$(mb "$src"),$(mb "$src_file"),$(mb "$wrk"),$(mb "$src_fixed"),$(mb "$wrk_fixed"),$(mb "$SRC"),$(mb "$WRK")" >>"$csv"
 done
 
 python3 - "$csv" "$out/memory.json" <<'PY'
@@ -111,6 +117,8 @@ set key outside bottom center horizontal
 plot "$tmp/memory.dat" using 2:xtic(1) title "model file", \
      "" using 3 title "hotsplit infer (peak)", \
      "" using 4 title "source process (resident)", \
-     "" using 6 title "worker process (resident)"
+     "" using 6 title "worker process (resident)", \
+     "" using 9 title "source, every weight held", \
+     "" using 10 title "worker, every weight held"
 GP
 column -s, -t "$csv"

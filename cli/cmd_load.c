@@ -43,6 +43,7 @@ static void help(FILE *f)
             "  --advertise HOST      host the workers reach this one by (default 127.0.0.1)\n"
             "  --spin-us US          as for 'hotsplit worker', for the embedded source\n"
             "  --elastic F           as for 'hotsplit coordinator'\n"
+            "  --hold-all-weights    as for 'hotsplit coordinator'\n"
             "  --verbose             the coordinator's log (plans, stage times) on stderr\n\n"
             "  --poisson / --fixed   arrival process (default poisson)\n"
             "  --concurrency N       closed loop instead of a rate: keep N requests in flight\n"
@@ -61,7 +62,7 @@ typedef struct load_opts {
     const char *cluster, *listen, *profile, *plan, *advertise; /* --cluster: the source
                                                                    embedded here */
     hs_objective objective;
-    bool verbose, objective_set, wait_set;
+    bool verbose, objective_set, wait_set, hold_all_weights;
     int spin_us;
     double elastic;      /* < 0: not given */
     double rate, duration, drain, wait;
@@ -222,7 +223,8 @@ static int embed_source(const load_opts *o, hs_coordinator **co, pthread_t *thre
                                 .plan_path = o->plan, .objective = o->objective,
                                 .advertise_host = o->advertise,
                                 .threads = 1, .spin_us = o->spin_us, .net = o->net,
-                                .elastic = o->elastic, .verbose = o->verbose};
+                                .elastic = o->elastic, .hold_all_weights = o->hold_all_weights,
+                                .verbose = o->verbose};
     if (hs_coordinator_new(&co_o, co, &err) != HS_OK)
         return cli_runtime_error("load", "%s", err.msg);
     if (pthread_create(thread, NULL, serve, *co) != 0) {
@@ -391,7 +393,8 @@ int cmd_load(int argc, char **argv)
         {"objective", required_argument, 0, 'O'},   {"verbose", no_argument, 0, 'v'},
         {"wait", required_argument, 0, 'W'},        {"help", no_argument, 0, 'h'},
         {"spin-us", required_argument, 0, 'U'},     {"advertise", required_argument, 0, 'a'},
-        {"elastic", required_argument, 0, 'e'},     {0, 0, 0, 0}};
+        {"elastic", required_argument, 0, 'e'},     {"hold-all-weights", no_argument, 0, 'H'},
+        {0, 0, 0, 0}};
     load_opts o = {.poisson = true, .seed = 1, .drain = 30, .wait = 30,
                    .objective = HS_OBJ_THROUGHPUT, .elastic = -1};
     int c, rc;
@@ -443,6 +446,7 @@ int cmd_load(int argc, char **argv)
             if ((rc = cli_parse_spin_us("load", optarg, &o.spin_us)) != EXIT_OK)
                 return rc;
             break;
+        case 'H': o.hold_all_weights = true; break;
         case 'e':
             if ((rc = cli_parse_elastic("load", optarg, &o.elastic)) != EXIT_OK)
                 return rc;
@@ -464,9 +468,11 @@ int cmd_load(int argc, char **argv)
     if (o.cluster && (!o.listen || !o.model))
         return cli_usage_error("load", "--cluster needs --listen and --model");
     if (!o.cluster && (o.listen || o.profile || o.plan || o.advertise || o.verbose ||
-                       o.spin_us || o.objective_set || o.wait_set || o.elastic >= 0))
+                       o.spin_us || o.objective_set || o.wait_set || o.elastic >= 0 ||
+                       o.hold_all_weights))
         return cli_usage_error("load", "--listen, --profile, --plan, --objective, --advertise, "
-                               "--spin-us, --elastic, --wait and --verbose go with --cluster");
+                               "--spin-us, --elastic, --hold-all-weights, --wait and --verbose "
+                               "go with --cluster");
     cli_default_elastic(o.objective, &o.elastic);
     if (o.cluster && (o.shape || o.net.curve_keys || o.net.curve_server))
         return cli_usage_error("load", "--cluster takes the input shape from --model and runs "
