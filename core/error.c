@@ -15,6 +15,7 @@ const char *hs_strerror(hs_status code)
     case HS_ERR_INVALID: return "invalid";
     case HS_ERR_NOTFOUND: return "not found";
     case HS_ERR_INFEASIBLE: return "infeasible";
+    case HS_ERR_CHANGED: return "file changed";
     }
     return "unknown error";
 }

@@ -1015,27 +1015,29 @@ int64_t hs_graph_weight_bytes_held(const hs_graph *g)
 /* Loads the graph's file again and moves into g the data of the constants marked in `load`
  * (all let go), after checking that the file is unchanged and that the new graph is the same
  * graph, value by value. */
+static hs_status file_changed(const hs_graph *g, hs_error *err)
+{
+    return hs__set_error(err, HS_ERR_CHANGED, "%s: cannot load weights back: the file has "
+                         "changed since the model was loaded", g->reload_path);
+}
+
 static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
 {
-    struct stat sb;
-    if (stat(g->reload_path, &sb) != 0)
-        return hs__set_error(err, HS_ERR_IO, "%s: cannot load weights back: %s",
-                             g->reload_path, strerror(errno));
-    if ((int64_t)sb.st_size != g->reload_size ||
-        (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != g->reload_mtime_ns)
-        return hs__set_error(err, HS_ERR_INVALID, "%s: cannot load weights back: the file "
-                             "has changed since the model was loaded", g->reload_path);
     hs_load_options opts = {.keep_batchnorm = g->keep_batchnorm};
     hs_graph *fresh;
     hs_status st = hs_graph_load_onnx(g->reload_path, &opts, &fresh, err);
     if (st != HS_OK)
         return st;
+    if (fresh->reload_size != g->reload_size || fresh->reload_mtime_ns != g->reload_mtime_ns) {
+        hs_graph_free(fresh); /* checked on the file as read, not before opening it */
+        return file_changed(g, err);
+    }
     bool same = fresh->n_values == g->n_values && fresh->n_nodes == g->n_nodes;
     for (int i = 0; i < g->n_values && same; i++) {
         const hs__value *v = &g->values[i], *f = &fresh->values[i];
         same = strcmp(v->name, f->name) == 0 && v->is_const == f->is_const &&
                v->t.dtype == f->t.dtype && v->t.ndim == f->t.ndim &&
-               hs_tensor_nbytes(&v->t) == hs_tensor_nbytes(&f->t) &&
+               memcmp(v->t.shape, f->t.shape, sizeof v->t.shape) == 0 &&
                (!load[i] || (f->owns_data && f->t.data));
     }
     if (same)
@@ -1075,9 +1077,8 @@ hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err)
         load[i] = read[i] && g->values[i].let_go;
         missing = missing || load[i];
     }
-    hs_status st = missing ? load_back(g, load, err) : HS_OK;
-    bool freed = false;
-    for (int i = 0; i < nv && st == HS_OK; i++) {
+    bool freed = false; /* first, so that loading back does not peak above the file */
+    for (int i = 0; i < nv; i++) {
         hs__value *v = &g->values[i];
         if (!read[i] && v->is_const && v->owns_data && !v->is_output && v->last_use >= 0 &&
             hs_tensor_nbytes(&v->t) >= HS_HOLD_MIN_BYTES) {
@@ -1089,6 +1090,19 @@ hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err)
     }
     if (freed)
         give_back_memory();
+    hs_status st = missing ? load_back(g, load, err) : HS_OK;
     free(read);
     return st;
+}
+
+hs_status hs_graph_file_unchanged(hs_graph *g, hs_error *err)
+{
+    struct stat sb;
+    if (!g->reload_path)
+        return hs__set_error(err, HS_ERR_INVALID, "%s: not loaded from a file", g->name);
+    if (stat(g->reload_path, &sb) != 0)
+        return hs__set_error(err, HS_ERR_IO, "%s: %s", g->reload_path, strerror(errno));
+    g->reload_size = (int64_t)sb.st_size;
+    g->reload_mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    return HS_OK;
 }

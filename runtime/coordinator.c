@@ -45,6 +45,7 @@
 #define TICK_MS 10
 #define PROBE_EVERY_S 0.25
 #define PREPARE_TIMEOUT_S 3.0
+#define PREPARE_RETRY_S 1.0   /* after the source could not prepare a plan */
 #define MAX_ATTEMPTS 5
 #define REFINE_EVERY_S 1.0   /* how often measured stage times may move the plan */
 #define REFINE_GAIN 0.02     /* ... by at least this gain, confirmed (hs_replan_check) by the
@@ -142,6 +143,7 @@ struct hs_coordinator {
     double next_status, status_seconds[HS_MAX_DEVICES];
     uint64_t status_runs[HS_MAX_DEVICES], status_answered;
     bool replan_wanted;
+    double replan_after;     /* not before: the source failed to prepare the last plan */
     hs_replan refining;        /* refine()'s rule, and its candidate plan */
     hs__elastic elastic;       /* elastic hand-off (o.elastic > 0): shared with the source */
     uint64_t ring_read;        /* hand-offs read from elastic.ring */
@@ -764,9 +766,11 @@ static void on_ready(hs_coordinator *c, int d, const hs_msg *m, double now)
     if (m->status < 0) {
         logf_(c, "worker %s cannot prepare plan %u: %s", c->cluster.devices[d].name, m->epoch,
               m->reason);
-        c->members[d].unusable = true;
+        c->members[d].unusable = true; /* out of plans; not the source, in every plan: */
         c->pending = 0;
         c->replan_wanted = true;
+        if (d == c->cluster.source) /* the same plan again, but not at once */
+            c->replan_after = now + PREPARE_RETRY_S;
         return;
     }
     c->ready[d] = true;
@@ -1119,7 +1123,7 @@ static void on_timers(hs_coordinator *c, double now)
     if (c->o.swap_every_ms > 0 && !c->pending && now >= c->next_swap && c->current) {
         c->next_swap = now + c->o.swap_every_ms / 1e3;
         propose(c, true);
-    } else if (c->replan_wanted && !c->pending) {
+    } else if (c->replan_wanted && !c->pending && now >= c->replan_after) {
         propose(c, false);
     } else if (!c->o.swap_every_ms && !c->pinned && c->current && !c->pending &&
                now >= c->next_refine) {

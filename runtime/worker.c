@@ -94,6 +94,7 @@ struct hs_worker {
     hs_graph *holder;
     double *needed_at;
     double last_hold;
+    bool hold_failed;        /* the last hold_weights failed (a load back, see there) */
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
@@ -287,11 +288,22 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
         need[i] = now - w->needed_at[i] < HOLD_S;
     int64_t before = hs_graph_weight_bytes_held(w->g);
     hs_status st = hs_graph_hold_weights(w->holder, need, err);
+    uint64_t digest;
+    if (st == HS_ERR_CHANGED && /* touched or copied again: the bytes may be the same */
+        hs_model_digest(hs_graph_name(w->g), &digest, err) == HS_OK) {
+        st = digest == w->digest ? hs_graph_file_unchanged(w->holder, err)
+                                 : hs_error_set(err, HS_ERR_CHANGED, "worker %s: %s has "
+                                                "changed since it was loaded: cannot load "
+                                                "weights back", w->name, hs_graph_name(w->g));
+        if (st == HS_OK)
+            st = hs_graph_hold_weights(w->holder, need, err);
+    }
     int64_t after = hs_graph_weight_bytes_held(w->g);
-    if (w->verbose && after != before)
+    if (w->verbose && (after - before > 50000 || before - after > 50000))
         fprintf(stderr, "worker %s: holds %.1f MB of weights (was %.1f MB)\n", w->name,
                 (double)after / 1e6, (double)before / 1e6);
     w->last_hold = now;
+    w->hold_failed = st != HS_OK; /* no retry every second: at the next plan's PREPARE */
     free(need);
     return st;
 }
@@ -349,7 +361,7 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
         !(slot->exec = exec_acquire(w, plan->stages[stage].first, plan->stages[stage].last,
                                     err))) {
         slot_clear(slot);
-        return HS_ERR_NOMEM;
+        return err->code;
     }
     slot->used = true;
     /* Connect to the next hop now, so the first activation does not wait for TCP. */
@@ -985,7 +997,7 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
         if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
             flush_telemetry(w, now);
         hs_error hold_err;
-        if (w->needed_at && now - w->last_hold >= HOLD_EVERY_S &&
+        if (w->needed_at && !w->hold_failed && now - w->last_hold >= HOLD_EVERY_S &&
             hold_weights(w, 0, 0, &hold_err) != HS_OK)
             fprintf(stderr, "worker %s: %s\n", w->name, hold_err.msg);
     }

@@ -39,6 +39,7 @@ typedef enum hs_status {
     HS_ERR_INVALID = -6,     /* a well-formed but inconsistent model or argument */
     HS_ERR_NOTFOUND = -7,    /* a named tensor, input or initializer that does not exist */
     HS_ERR_INFEASIBLE = -8,  /* no plan satisfies the constraints */
+    HS_ERR_CHANGED = -9,     /* a file changed since it was loaded */
 } hs_status;
 
 #define HS_ERROR_MSG_MAX 512
@@ -123,14 +124,20 @@ void hs_graph_free(hs_graph *g);
  * weights of the others. Keeps the constants that the nodes marked in need[0..count) read,
  * lets the others go (those of HS_HOLD_MIN_BYTES or more: small ones always stay), and loads
  * back, from the file the graph was loaded from, those that marked nodes read and were let
- * go. They are loaded and folded by the same code as the first time, so outputs stay
- * bit-identical. Fails, holding what it held, if the graph did not come from
- * hs_graph_load_onnx without input bindings, or if the file has changed since (size or
- * modification time), or cannot be loaded. While a constant is let go, hs_exec_new and
- * hs_exec_new_part refuse the ranges that read it, and an executor made before must not run
- * them. Not thread-safe against runs of the graph's executors. */
+ * go (after letting go, so that it peaks at about twice the file). They are loaded and
+ * folded by the same code as the first time, so outputs stay bit-identical. Fails, without
+ * loading anything back, if the graph did not come from hs_graph_load_onnx without input
+ * bindings (HS_ERR_INVALID, and nothing is let go), if the file has changed since, by size or
+ * modification time (HS_ERR_CHANGED), or if it cannot be loaded or no longer gives the same
+ * graph. While a constant is let go, hs_exec_new and hs_exec_new_part refuse the ranges that
+ * read it, and an executor made before must not run them. Not thread-safe against runs of
+ * the graph's executors. */
 #define HS_HOLD_MIN_BYTES 4096
 hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err);
+/* A caller that has checked the file's content (hs_model_digest, say) after hold_weights
+ * failed with HS_ERR_CHANGED vouches for it: its present size and modification time become
+ * the graph's, and weights are loaded back from it again. */
+hs_status hs_graph_file_unchanged(hs_graph *g, hs_error *err);
 /* Bytes of constant data the graph holds now. */
 int64_t hs_graph_weight_bytes_held(const hs_graph *g);
 

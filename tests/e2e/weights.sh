@@ -32,12 +32,24 @@ wait_for "$TMP/w2.log" "holds .* of weights" 15 >/dev/null
 grep "holds" "$TMP/w1.log" "$TMP/w2.log"
 check "dev1 let go of the weights its plan does not run" let_go "$TMP/w1.log"
 check "dev2 let go of the weights its plan does not run" let_go "$TMP/w2.log"
+# The same bytes with a new modification time (a copy, a touch): the devices check the
+# content's digest and load back from it all the same.
+touch "$model"
 kill -9 "$victim"
-echo "killed dev2 (pid $victim) under load"
+echo "touched the model file, then killed dev2 (pid $victim) under load"
 wait_for "$TMP/coord.log" "recovered in" 20 >/dev/null
 grep -E "recovered in|prepare plan" "$TMP/coord.log" | tail -2
 check "the load run: none lost, none twice, all correct" wait "$load"
 cat "$TMP/load.out"
 grep "holds" "$TMP/w1.log"
 check "dev1 loaded back the weights of the range it took over" loaded_back "$TMP/w1.log"
+check "every device prepared every plan" bash -c "! grep -q 'cannot prepare plan' '$TMP/coord.log'"
+grep "dev0: holds" "$TMP/coord.log"
+grep "dev0: holds" "$TMP/coord.log" >"$TMP/w0.log"
+check "the source (dev0) let go of weights, then loaded back its new range and window" \
+  bash -c "$(declare -f let_go loaded_back); let_go '$TMP/w0.log' && loaded_back '$TMP/w0.log'"
+check "the source's elastic hand-off stays on after that" \
+  bash -c "! grep -q 'no elastic hand-off' '$TMP/coord.log'"
+check "the plan after the kill runs on dev1" \
+  bash -c "grep -E 'prepare plan' '$TMP/coord.log' | tail -1 | grep -q 'dev1\\['"
 finish
