@@ -962,6 +962,13 @@ hs_status hs_graph_load_onnx_buffer(const void *data, size_t size, const char *n
     return load_unpacked(m, size, name ? name : "<buffer>", opts, out, err);
 }
 
+/* The file's size and modification time, as the graph's weights were loaded from it. */
+static void record_file(hs_graph *g, const struct stat *sb)
+{
+    g->reload_size = (int64_t)sb->st_size;
+    g->reload_mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+}
+
 hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_graph **out,
                              hs_error *err)
 {
@@ -993,8 +1000,7 @@ hs_status hs_graph_load_onnx(const char *path, const hs_load_options *opts, hs_g
     hs_status st = load_unpacked(m, size, path, opts, out, err);
     if (st == HS_OK && !(opts && opts->n_inputs > 0)) { /* a load that can be repeated */
         hs_graph *g = *out;
-        g->reload_size = (int64_t)sb.st_size;
-        g->reload_mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+        record_file(g, &sb);
         g->keep_batchnorm = opts && opts->keep_batchnorm;
         g->reload_path = strdup(path); /* NULL when out of memory: weights then all stay */
     }
@@ -1015,12 +1021,6 @@ int64_t hs_graph_weight_bytes_held(const hs_graph *g)
 /* Loads the graph's file again and moves into g the data of the constants marked in `load`
  * (all let go), after checking that the file is unchanged and that the new graph is the same
  * graph, value by value. */
-static hs_status file_changed(const hs_graph *g, hs_error *err)
-{
-    return hs__set_error(err, HS_ERR_CHANGED, "%s: cannot load weights back: the file has "
-                         "changed since the model was loaded", g->reload_path);
-}
-
 static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
 {
     hs_load_options opts = {.keep_batchnorm = g->keep_batchnorm};
@@ -1030,7 +1030,8 @@ static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
         return st;
     if (fresh->reload_size != g->reload_size || fresh->reload_mtime_ns != g->reload_mtime_ns) {
         hs_graph_free(fresh); /* checked on the file as read, not before opening it */
-        return file_changed(g, err);
+        return hs__set_error(err, HS_ERR_CHANGED, "%s: cannot load weights back: the file has "
+                             "changed since the model was loaded", g->reload_path);
     }
     bool same = fresh->n_values == g->n_values && fresh->n_nodes == g->n_nodes;
     for (int i = 0; i < g->n_values && same; i++) {
@@ -1102,7 +1103,6 @@ hs_status hs_graph_file_unchanged(hs_graph *g, hs_error *err)
         return hs__set_error(err, HS_ERR_INVALID, "%s: not loaded from a file", g->name);
     if (stat(g->reload_path, &sb) != 0)
         return hs__set_error(err, HS_ERR_IO, "%s: %s", g->reload_path, strerror(errno));
-    g->reload_size = (int64_t)sb.st_size;
-    g->reload_mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    record_file(g, &sb);
     return HS_OK;
 }

@@ -105,10 +105,10 @@ static hs_status start_holding(hs_worker *w, hs_graph *g, hs_error *err)
     int n = hs_graph_node_count(g);
     if (!(w->needed_at = malloc((size_t)(n ? n : 1) * sizeof *w->needed_at)))
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++)
-        w->needed_at[i] = hs__now(); /* loaded: let go HOLD_S after, if no plan needs it */
-    w->holder = g;
     w->last_hold = hs__now();
+    for (int i = 0; i < n; i++)
+        w->needed_at[i] = w->last_hold; /* loaded: let go HOLD_S after, if no plan needs it */
+    w->holder = g;
     return HS_OK;
 }
 
@@ -286,7 +286,7 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
         return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
     for (int i = 0; i < n; i++)
         need[i] = now - w->needed_at[i] < HOLD_S;
-    int64_t before = hs_graph_weight_bytes_held(w->g);
+    int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
     hs_status st = hs_graph_hold_weights(w->holder, need, err);
     uint64_t digest;
     if (st == HS_ERR_CHANGED && /* touched or copied again: the bytes may be the same */
@@ -298,8 +298,8 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
         if (st == HS_OK)
             st = hs_graph_hold_weights(w->holder, need, err);
     }
-    int64_t after = hs_graph_weight_bytes_held(w->g);
-    if (w->verbose && (after - before > 50000 || before - after > 50000))
+    int64_t after = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
+    if (after - before > 50000 || before - after > 50000)
         fprintf(stderr, "worker %s: holds %.1f MB of weights (was %.1f MB)\n", w->name,
                 (double)after / 1e6, (double)before / 1e6);
     w->last_hold = now;
