@@ -29,6 +29,7 @@ let_go() { awk '/holds .* of weights/ { a = $4; b = $9; sub(/\(/, "", b); if (a 
 loaded_back() { awk '/holds .* of weights/ { a = $4; b = $9; sub(/\(/, "", b); if (a + 0 > b + 0) f = 1 } END { exit !f }' "$1"; }
 wait_for "$TMP/w1.log" "holds .* of weights" 15 >/dev/null
 wait_for "$TMP/w2.log" "holds .* of weights" 15 >/dev/null
+wait_for "$TMP/coord.log" "dev0: holds .* of weights" 15 >/dev/null # the source's own, too
 grep "holds" "$TMP/w1.log" "$TMP/w2.log"
 check "dev1 let go of the weights its plan does not run" let_go "$TMP/w1.log"
 check "dev2 let go of the weights its plan does not run" let_go "$TMP/w2.log"
