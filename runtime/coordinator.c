@@ -449,6 +449,7 @@ static void prepare(hs_coordinator *c, const hs_plan *plan_in)
                  c->members[d].endpoint);
     }
     copy_str(w->sink_endpoint, sizeof w->sink_endpoint, c->sink_endpoint);
+    w->window = c->o.elastic; /* stage 1 holds the weights of the source's window before it */
 
     /* Connect to where requests enter this plan now, not on the first request. */
     const char *entry = plan.stages[0].first < plan.stages[0].last || plan.n_stages < 2

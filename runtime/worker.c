@@ -240,8 +240,8 @@ fail:
 /* ---- weights per range ------------------------------------------------------------------- */
 
 /* The nodes slot's plan may run here: its executors' ranges and, for stage 1 of a 2-stage
- * plan, the source's elastic window before the cut at the default width, where a request
- * handed over early starts (a wider --elastic is loaded when it happens: start_exec). */
+ * plan, the source's elastic window before the cut (the plan's window; the default width when
+ * an older coordinator did not send it), where a request handed over early starts. */
 static void slot_range(hs_worker *w, const epoch_slot *s, int *lo, int *hi)
 {
     const hs_wire_stage *st = &s->plan.stages[s->stage];
@@ -252,8 +252,9 @@ static void slot_range(hs_worker *w, const epoch_slot *s, int *lo, int *hi)
     int at[MAX_WINDOW], nominal, n_at;
     if (s->plan.n_stages != 2)
         return;
-    if (s->stage == 1 && st->first > 0 &&
-        window_points(w, st->first, HS_DEFAULT_ELASTIC, at, &nominal) > 0 && at[0] < *lo)
+    double window = s->plan.window < 0 ? HS_DEFAULT_ELASTIC : s->plan.window;
+    if (s->stage == 1 && st->first > 0 && window > 0 &&
+        window_points(w, st->first, window, at, &nominal) > 0 && at[0] < *lo)
         *lo = at[0];
     if (s->stage == 0 && w->elastic && st->last > 0 && st->last < s->plan.stages[1].last &&
         (n_at = window_points(w, st->last, w->elastic->window, at, &nominal)) > 0 &&

@@ -123,6 +123,7 @@ static void sample(hs_msg *m, hs_msg_kind k)
         strcpy(m->plan.endpoints[1].device, "dev2");
         strcpy(m->plan.endpoints[1].endpoint, "tcp://10.0.0.9:5701");
         strcpy(m->plan.sink_endpoint, "tcp://10.0.0.1:5800");
+        m->plan.window = 0.25;
         break;
     case HS_MSG_COMMIT:
         m->epoch = 18;
@@ -224,6 +225,7 @@ static void check_same(const hs_msg *a, const hs_msg *b)
             cr_assert_str_eq(q->endpoints[i].endpoint, p->endpoints[i].endpoint);
         }
         cr_assert_str_eq(q->sink_endpoint, p->sink_endpoint);
+        cr_assert_eq(q->window, p->window);
     }
     if (f & HS_F_SIZE) {
         cr_assert_eq(b->chunk_size, a->chunk_size);
@@ -486,6 +488,13 @@ Test(transport, encode_rejects_what_decode_would)
     m->plan.n_stages = 0;
     cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
     cr_assert(strstr(err.msg, "plan has 0 stages"), "%s", err.msg);
+    sample(m, HS_MSG_PREPARE);
+    m->plan.window = 0.6;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "PREPARE: plan window 0.6 is outside 0..0.5"), "%s", err.msg);
+    sample(m, HS_MSG_PREPARE);
+    m->plan.window = NAN;
+    cr_assert_eq(hs_msg_encode_header(m, &buf, &size, &err), HS_ERR_INVALID);
 
     sample(m, HS_MSG_BYE);
     m->n_tensors = 1;
@@ -803,6 +812,54 @@ Test(transport, rejects_bad_plans)
     expect_reject(&h, 0, NULL, "PREPARE: 'plan' has no 'stages'");
     h_init(&h), h_vk(&h, 1, "PREPARE"), h_str(&h, "plan"), h_arr(&h, 0);
     expect_reject(&h, 0, NULL, "PREPARE: 'plan' must be a map, got an array");
+}
+
+/* h_plan with a `window` key whose value the caller writes next. */
+static void h_plan_window(hdr *h)
+{
+    h_vk(h, 1, "PREPARE");
+    h_str(h, "plan");
+    h_map(h, 5);
+    h_str(h, "epoch"), h_u(h, 3);
+    h_str(h, "stages"), h_arr(h, 2);
+    h_arr(h, 3), h_str(h, "d0"), h_i(h, 0), h_i(h, 10);
+    h_arr(h, 3), h_str(h, "d1"), h_i(h, 10), h_i(h, 20);
+    h_str(h, "endpoints"), h_arr(h, 0);
+    h_str(h, "sink"), h_str(h, "tcp://127.0.0.1:2");
+    h_str(h, "window");
+}
+
+static double decoded_window(hdr *h)
+{
+    hs_msg *m = malloc(sizeof *m);
+    hs_error err = { 0 };
+    cr_assert_eq(decode_raw(h->sb.data, h->sb.size, 0, NULL, m, &err), HS_OK, "%s", err.msg);
+    double window = m->plan.window;
+    hs_msg_close(m);
+    free(m);
+    msgpack_sbuffer_destroy(&h->sb);
+    return window;
+}
+
+/* The plan's elastic window is optional: absent (an older coordinator) it reads as unsent, and
+ * a receiver assumes the default; present it must be a float from 0 to 0.5. */
+Test(transport, plan_window_optional_and_checked)
+{
+    hdr h;
+    h_init(&h), h_plan(&h, 2, 0, 10, 0);
+    cr_expect_eq(decoded_window(&h), HS_WIRE_WINDOW_UNSENT);
+    h_init(&h), h_plan_window(&h), msgpack_pack_double(&h.pk, 0.0);
+    cr_expect_eq(decoded_window(&h), 0.0);
+    h_init(&h), h_plan_window(&h), msgpack_pack_float(&h.pk, 0.5f);
+    cr_expect_eq(decoded_window(&h), 0.5);
+    h_init(&h), h_plan_window(&h), msgpack_pack_double(&h.pk, 0.7);
+    expect_reject(&h, 0, NULL, "PREPARE: 'plan window' is 0.7, outside 0..0.5");
+    h_init(&h), h_plan_window(&h), msgpack_pack_double(&h.pk, -0.1);
+    expect_reject(&h, 0, NULL, "'plan window' is -0.1, outside 0..0.5");
+    h_init(&h), h_plan_window(&h), msgpack_pack_double(&h.pk, NAN);
+    expect_reject(&h, 0, NULL, "'plan window' is nan, outside 0..0.5");
+    h_init(&h), h_plan_window(&h), h_u(&h, 0);
+    expect_reject(&h, 0, NULL, "'plan window' must be a float, got an unsigned integer");
 }
 
 Test(transport, rejects_bad_tensors)

@@ -256,15 +256,15 @@ static hs_status get_keys(dec *d, const msgpack_object *o, const char *what,
 
 static hs_status get_plan(dec *d, const msgpack_object *o, hs_wire_plan *p)
 {
-    static const char *const keys[] = { "epoch", "stages", "endpoints", "sink" };
-    const msgpack_object *v[4] = { 0 };
+    static const char *const keys[] = { "epoch", "stages", "endpoints", "sink", "window" };
+    const msgpack_object *v[5] = { 0 }; /* all required but the window */
     const msgpack_object_array *a = NULL;
     char what[64];
     uint64_t u = 0;
     int64_t first = 0, last = 0;
     hs_status st;
 
-    if ((st = get_keys(d, o, "'plan'", keys, 4, v)))
+    if ((st = get_keys(d, o, "'plan'", keys, 5, v)))
         return st;
     for (int k = 0; k < 4; k++)
         if (!v[k])
@@ -316,6 +316,13 @@ static hs_status get_plan(dec *d, const msgpack_object *o, hs_wire_plan *p)
         if ((st = get_str(d, &e->ptr[1], what, we->endpoint, sizeof we->endpoint, false)))
             return st;
     }
+    p->window = HS_WIRE_WINDOW_UNSENT;
+    if (v[4] && v[4]->type != MSGPACK_OBJECT_FLOAT64 && v[4]->type != MSGPACK_OBJECT_FLOAT32)
+        return bad(d, "'plan window' must be a float, got %s", type_name(v[4]));
+    if (v[4] && !(v[4]->via.f64 >= 0 && v[4]->via.f64 <= HS_WIRE_WINDOW_MAX))
+        return bad(d, "'plan window' is %g, outside 0..%g", v[4]->via.f64, HS_WIRE_WINDOW_MAX);
+    if (v[4])
+        p->window = v[4]->via.f64;
     return get_str(d, v[3], "plan sink", p->sink_endpoint, sizeof p->sink_endpoint, false);
 }
 
@@ -621,6 +628,7 @@ static void reset(hs_msg *m)
     m->plan.n_stages = 0;
     m->plan.n_endpoints = 0;
     m->plan.sink_endpoint[0] = '\0';
+    m->plan.window = HS_WIRE_WINDOW_UNSENT;
     memset(&m->epoch, 0, offsetof(hs_msg, tensors) - offsetof(hs_msg, epoch));
     memset(&m->stage, 0, offsetof(hs_msg, frames) - offsetof(hs_msg, stage));
     m->n_frames = 0;

@@ -84,7 +84,14 @@ typedef struct hs_wire_plan {
     int n_endpoints;
     hs_wire_endpoint endpoints[HS_MAX_DEVICES];
     char sink_endpoint[HS_WIRE_ENDPOINT_MAX]; /* where the last stage sends the outputs */
+    /* The source's elastic window (--elastic: a share of the model's FLOPs, 0 to 0.5; 0: no
+     * elastic hand-off), so that stage 1 knows where a request may be handed to it. Optional
+     * on the wire: < 0 (HS_WIRE_WINDOW_UNSENT) when a plan did not carry it. */
+    double window;
 } hs_wire_plan;
+
+#define HS_WIRE_WINDOW_UNSENT (-1.0)
+#define HS_WIRE_WINDOW_MAX 0.5
 
 typedef struct hs_msg {
     hs_msg_kind kind;

@@ -145,7 +145,11 @@ static hs_status put_plan(enc *e, const hs_wire_plan *p)
     if (p->n_endpoints < 0 || p->n_endpoints > HS_MAX_DEVICES)
         return hs__terr(e->err, HS_ERR_INVALID, "%s: plan has %d endpoints, expected 0..%d",
                         e->kind, p->n_endpoints, HS_MAX_DEVICES);
-    e->failed |= msgpack_pack_map(&e->pk, 4);
+    bool window = !(p->window < 0); /* < 0: not sent; NaN is an error */
+    if (window && !(p->window <= HS_WIRE_WINDOW_MAX))
+        return hs__terr(e->err, HS_ERR_INVALID, "%s: plan window %g is outside 0..%g", e->kind,
+                        p->window, HS_WIRE_WINDOW_MAX);
+    e->failed |= msgpack_pack_map(&e->pk, window ? 5 : 4);
     put_key(e, "epoch");
     e->failed |= msgpack_pack_uint32(&e->pk, p->epoch);
     put_key(e, "stages");
@@ -169,6 +173,10 @@ static hs_status put_plan(enc *e, const hs_wire_plan *p)
         if ((st = put_text(e, "endpoint device", ep->device, sizeof ep->device, true)) ||
             (st = put_text(e, "endpoint", ep->endpoint, sizeof ep->endpoint, false)))
             return st;
+    }
+    if (window) {
+        put_key(e, "window");
+        e->failed |= msgpack_pack_double(&e->pk, p->window);
     }
     put_key(e, "sink");
     return put_text(e, "sink", p->sink_endpoint, sizeof p->sink_endpoint, false);
