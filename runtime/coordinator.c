@@ -107,6 +107,7 @@ struct hs_coordinator {
     void *router, *sink, *monitor;
     char inproc[64];
     char sink_endpoint[HS_WIRE_ENDPOINT_MAX];
+    char local_sink[64];       /* the sink over inproc, for the source's own results */
     hs_zap *zap;
     /* model, cluster, costs */
     const uint8_t *model;  /* the model file, mapped read-only */
@@ -1205,6 +1206,12 @@ static hs_status open_sockets(hs_coordinator *c, hs_error *err)
                                 zmq_strerror(zmq_errno()));
     size_t len = sizeof bound;
     zmq_getsockopt(c->sink, ZMQ_LAST_ENDPOINT, bound, &len);
+    /* The source's own results (its stage the last one) come over inproc: over TCP, each
+     * would cross the loopback stack inside this one process. */
+    snprintf(c->local_sink, sizeof c->local_sink, "inproc://hs-sink-%p", (void *)c);
+    if (zmq_bind(c->sink, c->local_sink) != 0)
+        return hs_error_set(err, HS_ERR_IO, "coordinator: inproc bind of the sink: %s",
+                            zmq_strerror(zmq_errno()));
     hs__advertise(bound, c->o.advertise_host ? c->o.advertise_host : "127.0.0.1",
                   c->sink_endpoint, sizeof c->sink_endpoint);
     c->pushers.ctx = c->ctx;
@@ -1300,8 +1307,8 @@ hs_status hs_coordinator_new(const hs_coordinator_opts *o, hs_coordinator **out,
                              .threads = o->threads, .spin_us = o->spin_us,
                              .hold_all_weights = o->hold_all_weights, .verbose = o->verbose};
         st = hs__worker_new_embedded(&wo, c->ctx, c->g, c->digest,
-                                     o->elastic > 0 ? &c->elastic : NULL, &c->source_worker,
-                                     err);
+                                     o->elastic > 0 ? &c->elastic : NULL, c->local_sink,
+                                     &c->source_worker, err);
     }
     if (st == HS_OK) {
         if (pthread_create(&c->source_thread, NULL, source_main, c) != 0)

@@ -99,10 +99,11 @@ typedef struct hs__elastic {
  * sharing its ZeroMQ context (inproc endpoints) and its loaded graph; `elastic` (owned by
  * the coordinator, NULL: off) makes it hand off elastically. Unless o->hold_all_weights, the
  * worker holds g's weights per range (g loaded by hs_graph_load_onnx; no other thread may
- * read its constants). */
+ * read its constants). Results for the plans' sink go to `local_sink` instead, the
+ * coordinator's sink socket as bound over inproc: no TCP hop inside one process. */
 hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, hs_graph *g,
-                                  uint64_t digest, hs__elastic *elastic, hs_worker **out,
-                                  hs_error *err);
+                                  uint64_t digest, hs__elastic *elastic,
+                                  const char *local_sink, hs_worker **out, hs_error *err);
 const char *hs__worker_endpoint(const hs_worker *w);
 
 /* A client on the coordinator's context, connected to its inproc endpoint

@@ -75,6 +75,7 @@ struct hs_worker {
     uint64_t digest;
     void *control, *data;
     hs__pushers pushers;
+    char local_sink[HS_WIRE_ENDPOINT_MAX]; /* embedded: the sink over inproc ("": the plan's) */
     epoch_slot epochs[MAX_EPOCHS];
     uint32_t committed;      /* the coordinator's current plan, as its last COMMIT said */
     shared_exec execs[MAX_EXECS];
@@ -98,6 +99,13 @@ struct hs_worker {
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
+
+/* Where the last stage's outputs go: the plan's sink, or, in the coordinator's own process,
+ * the same socket over inproc. */
+static const char *sink_of(const hs_worker *w, const hs_wire_plan *plan)
+{
+    return w->local_sink[0] ? w->local_sink : plan->sink_endpoint;
+}
 
 /* Weights per range from now on, in g (loaded from a file: hs_graph_hold_weights). */
 static hs_status start_holding(hs_worker *w, hs_graph *g, hs_error *err)
@@ -369,7 +377,7 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     if (stage >= 0) {
         const char *next = stage + 1 < plan->n_stages
                                ? hs__plan_endpoint(plan, plan->stages[stage + 1].device)
-                               : plan->sink_endpoint;
+                               : sink_of(w, plan);
         if (next)
             hs__pusher(&w->pushers, next, err);
     }
@@ -770,7 +778,7 @@ static void handle_data(hs_worker *w, hs_msg *m)
     const hs_wire_plan *plan = &slot->plan;
     const char *dest = o->cut < plan->n_stages
                            ? hs__plan_endpoint(plan, plan->stages[o->cut].device)
-                           : plan->sink_endpoint;
+                           : sink_of(w, plan);
     void *sock = dest ? hs__pusher(&w->pushers, dest, &err) : NULL;
     if (!sock) {
         free(block);
@@ -886,8 +894,8 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
 }
 
 hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, hs_graph *g,
-                                  uint64_t digest, hs__elastic *elastic, hs_worker **out,
-                                  hs_error *err)
+                                  uint64_t digest, hs__elastic *elastic,
+                                  const char *local_sink, hs_worker **out, hs_error *err)
 {
     *out = NULL;
     hs_worker *w = calloc(1, sizeof *w);
@@ -898,6 +906,7 @@ hs_status hs__worker_new_embedded(const hs_worker_opts *o, void *ctx, hs_graph *
     w->digest = digest;
     w->ctx = ctx;
     w->elastic = elastic;
+    snprintf(w->local_sink, sizeof w->local_sink, "%s", local_sink);
     if (st == HS_OK && !o->hold_all_weights)
         st = start_holding(w, g, err);
     if (st == HS_OK)
