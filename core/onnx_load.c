@@ -1018,21 +1018,78 @@ int64_t hs_graph_weight_bytes_held(const hs_graph *g)
     return bytes;
 }
 
-/* Loads the graph's file again and moves into g the data of the constants marked in `load`
- * (all let go), after checking that the file is unchanged and that the new graph is the same
- * graph, value by value. */
-static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
+/* Which constants the nodes marked in `need` read: read[0..n_values). NULL when out of memory. */
+static bool *values_read(const hs_graph *g, const bool *need)
 {
+    bool *read = calloc((size_t)g->n_values + 1, sizeof *read);
+    for (int i = 0; read && i < g->n_nodes; i++)
+        for (int j = 0; need[i] && j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                read[g->nodes[i].in[j]] = true;
+    return read;
+}
+
+static hs_status not_reloadable(const hs_graph *g, hs_error *err)
+{
+    return hs__set_error(err, HS_ERR_INVALID, "%s: weights cannot be let go: the model was "
+                         "not loaded from a file, or was loaded with input bindings", g->name);
+}
+
+hs_status hs_graph_let_go_weights(hs_graph *g, const bool *need, bool *missing, hs_error *err)
+{
+    assert(g && need && missing);
+    *missing = false;
+    if (!g->reload_path)
+        return not_reloadable(g, err);
+    bool *read = values_read(g, need);
+    if (!read)
+        return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", g->name);
+    bool freed = false; /* first, so that loading back does not peak above the file */
+    for (int i = 0; i < g->n_values; i++) {
+        hs__value *v = &g->values[i];
+        *missing = *missing || (read[i] && v->let_go);
+        if (!read[i] && v->is_const && v->owns_data && !v->is_output && v->last_use >= 0 &&
+            hs_tensor_nbytes(&v->t) >= HS_HOLD_MIN_BYTES) {
+            free(v->t.data);
+            v->t.data = NULL;
+            v->owns_data = false;
+            v->let_go = freed = true;
+        }
+    }
+    free(read);
+    if (freed)
+        give_back_memory();
+    return HS_OK;
+}
+
+hs_status hs_graph_load_again(const hs_graph *g, hs_graph **fresh, hs_error *err)
+{
+    assert(g && fresh);
+    *fresh = NULL;
+    if (!g->reload_path)
+        return not_reloadable(g, err);
     hs_load_options opts = {.keep_batchnorm = g->keep_batchnorm};
-    hs_graph *fresh;
-    hs_status st = hs_graph_load_onnx(g->reload_path, &opts, &fresh, err);
-    if (st != HS_OK)
-        return st;
+    return hs_graph_load_onnx(g->reload_path, &opts, fresh, err);
+}
+
+/* Moves into g the data of the let-go constants that the marked nodes read, after checking
+ * that fresh came from the file as g was loaded from it and is the same graph, value by
+ * value. */
+hs_status hs_graph_take_weights(hs_graph *g, hs_graph *fresh, const bool *need, hs_error *err)
+{
+    assert(g && fresh && need);
     if (fresh->reload_size != g->reload_size || fresh->reload_mtime_ns != g->reload_mtime_ns) {
         hs_graph_free(fresh); /* checked on the file as read, not before opening it */
         return hs__set_error(err, HS_ERR_CHANGED, "%s: cannot load weights back: the file has "
                              "changed since the model was loaded", g->reload_path);
     }
+    bool *load = values_read(g, need);
+    if (!load) {
+        hs_graph_free(fresh);
+        return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", g->name);
+    }
+    for (int i = 0; i < g->n_values; i++)
+        load[i] = load[i] && g->values[i].let_go;
     bool same = fresh->n_values == g->n_values && fresh->n_nodes == g->n_nodes;
     for (int i = 0; i < g->n_values && same; i++) {
         const hs__value *v = &g->values[i], *f = &fresh->values[i];
@@ -1052,6 +1109,7 @@ static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
             f->t.data = NULL;
             f->owns_data = false;
         }
+    free(load);
     hs_graph_free(fresh);
     return same ? HS_OK
                 : hs__set_error(err, HS_ERR_INVALID, "%s: cannot load weights back: the file "
@@ -1061,39 +1119,14 @@ static hs_status load_back(hs_graph *g, const bool *load, hs_error *err)
 hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err)
 {
     assert(g && need);
-    if (!g->reload_path)
-        return hs__set_error(err, HS_ERR_INVALID, "%s: weights cannot be let go: the model "
-                             "was not loaded from a file, or was loaded with input bindings",
-                             g->name);
-    const int nv = g->n_values;
-    bool *read = calloc(2 * (size_t)nv + 1, sizeof *read), *load = read + nv;
-    if (!read)
-        return hs__set_error(err, HS_ERR_NOMEM, "%s: out of memory", g->name);
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; need[i] && j < g->nodes[i].n_in; j++)
-            if (g->nodes[i].in[j] >= 0)
-                read[g->nodes[i].in[j]] = true;
-    bool missing = false;
-    for (int i = 0; i < nv; i++) {
-        load[i] = read[i] && g->values[i].let_go;
-        missing = missing || load[i];
-    }
-    bool freed = false; /* first, so that loading back does not peak above the file */
-    for (int i = 0; i < nv; i++) {
-        hs__value *v = &g->values[i];
-        if (!read[i] && v->is_const && v->owns_data && !v->is_output && v->last_use >= 0 &&
-            hs_tensor_nbytes(&v->t) >= HS_HOLD_MIN_BYTES) {
-            free(v->t.data);
-            v->t.data = NULL;
-            v->owns_data = false;
-            v->let_go = freed = true;
-        }
-    }
-    if (freed)
-        give_back_memory();
-    hs_status st = missing ? load_back(g, load, err) : HS_OK;
-    free(read);
-    return st;
+    bool missing;
+    hs_graph *fresh;
+    hs_status st = hs_graph_let_go_weights(g, need, &missing, err);
+    if (st != HS_OK || !missing)
+        return st;
+    if ((st = hs_graph_load_again(g, &fresh, err)) != HS_OK)
+        return st;
+    return hs_graph_take_weights(g, fresh, need, err);
 }
 
 hs_status hs_graph_file_unchanged(hs_graph *g, hs_error *err)

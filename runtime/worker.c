@@ -14,7 +14,9 @@
  * Single-threaded: one zmq_poll loop. ZeroMQ's I/O threads keep the ZMTP heartbeats going
  * while a stage computes, so a long stage does not look like a dead worker.
  */
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,25 @@
 #define HOLD_S 5.0       /* weights no live plan has needed for this long are let go */
 #define HOLD_EVERY_S 1.0
 
+/* A load back in the background (hold_start): a thread loads the model file again while the
+ * worker's own thread goes on running the plans it has prepared; the PREPARE it is for gets
+ * its READY once the weights are in (finish_load), and PREPAREs that come meanwhile wait. */
+typedef struct background_load {
+    pthread_t thread;
+    bool running;            /* started and not yet joined */
+    atomic_bool done;        /* the thread has finished: fresh and st are set */
+    const hs_graph *g;       /* the holder; the thread reads only what never changes in it */
+    hs_graph *fresh;         /* the thread's result */
+    hs_status st;
+    hs_error err;
+    bool *need;              /* the nodes whose weights to hold once it is in */
+    uint32_t epoch;          /* the plan waiting for it */
+    double started;
+    int64_t before;          /* weight bytes held before (verbose) */
+    uint64_t stages_before;  /* stages run when it started */
+    bool retried;            /* the file was touched: loaded a second time */
+} background_load;
+
 typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs that use it */
     int first, last, refs;
     hs_exec *x;
@@ -35,6 +56,7 @@ typedef struct shared_exec { /* one hs_exec per node range, shared by the epochs
 
 typedef struct epoch_slot {
     bool used;
+    bool loading;            /* waits for a background load, then for READY (no exec yet) */
     uint32_t epoch;
     hs_wire_plan plan;
     int stage;               /* this worker's stage in the plan, -1 if none */
@@ -96,6 +118,9 @@ struct hs_worker {
     double *needed_at;
     double last_hold;
     bool hold_failed;        /* the last hold_weights failed (a load back, see there) */
+    background_load load;
+    hs_wire_plan *waiting;   /* [MAX_EPOCHS]: PREPAREs that came during a background load */
+    int n_waiting;
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
@@ -270,15 +295,12 @@ static void slot_range(hs_worker *w, const epoch_slot *s, int *lo, int *hi)
         *hi = at[n_at - 1];
 }
 
-/* Holds the weights of the nodes that a live plan may run, or could run less than HOLD_S ago,
- * and of [lo, hi) (a range about to be prepared), loading back those let go; lets the others
- * go. A plan that comes back within HOLD_S costs no load, however often plans change. */
-static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
+/* The nodes whose weights to hold: those a live plan may run, or could run less than HOLD_S
+ * ago, and [lo, hi) (a range about to be prepared). A plan that comes back within HOLD_S costs
+ * no load, however often plans change. NULL when out of memory. */
+static bool *needed_nodes(hs_worker *w, int lo, int hi, double now)
 {
-    if (!w->needed_at)
-        return HS_OK;
     int n = hs_graph_node_count(w->g);
-    double now = hs__now();
     for (int i = lo; i < hi; i++)
         w->needed_at[i] = now;
     for (int e = 0; e < MAX_EPOCHS; e++) {
@@ -290,29 +312,111 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
                 w->needed_at[i] = now;
         }
     }
-    bool *need = malloc((size_t)n * sizeof *need);
-    if (!need)
-        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
-    for (int i = 0; i < n; i++)
+    bool *need = malloc((size_t)(n ? n : 1) * sizeof *need);
+    for (int i = 0; need && i < n; i++)
         need[i] = now - w->needed_at[i] < HOLD_S;
-    int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
-    hs_status st = hs_graph_hold_weights(w->holder, need, err);
-    uint64_t digest;
-    if (st == HS_ERR_CHANGED && /* touched or copied again: the bytes may be the same */
-        hs_model_digest(hs_graph_name(w->g), &digest, err) == HS_OK) {
-        st = digest == w->digest ? hs_graph_file_unchanged(w->holder, err)
-                                 : hs_error_set(err, HS_ERR_CHANGED, "worker %s: %s has "
-                                                "changed since it was loaded: cannot load "
-                                                "weights back", w->name, hs_graph_name(w->g));
-        if (st == HS_OK)
-            st = hs_graph_hold_weights(w->holder, need, err);
-    }
+    return need;
+}
+
+/* After a hold: the change in the weights held (verbose), and whether it failed (no retry
+ * every second after a failed load back: at the next plan's PREPARE). */
+static void held(hs_worker *w, int64_t before, hs_status st, double now)
+{
     int64_t after = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
     if (after - before > 50000 || before - after > 50000)
         fprintf(stderr, "worker %s: holds %.1f MB of weights (was %.1f MB)\n", w->name,
                 (double)after / 1e6, (double)before / 1e6);
     w->last_hold = now;
-    w->hold_failed = st != HS_OK; /* no retry every second: at the next plan's PREPARE */
+    w->hold_failed = st != HS_OK;
+}
+
+/* After HS_ERR_CHANGED (the file's size or modification time changed since it was loaded):
+ * true, with the holder vouched for, when the file still has the bytes it was loaded from (a
+ * touch, a copy); else false with *err saying why. */
+static bool same_bytes(hs_worker *w, hs_error *err)
+{
+    uint64_t digest;
+    if (hs_model_digest(hs_graph_name(w->g), &digest, err) != HS_OK)
+        return false;
+    if (digest != w->digest) {
+        hs_error_set(err, HS_ERR_CHANGED, "worker %s: %s has changed since it was loaded: "
+                     "cannot load weights back", w->name, hs_graph_name(w->g));
+        return false;
+    }
+    return hs_graph_file_unchanged(w->holder, err) == HS_OK;
+}
+
+static void finish_load(hs_worker *w, bool wait);
+
+/* Holds the weights of needed_nodes(lo, hi), loading back those let go, here and now (a load
+ * in the background is finished first); lets the others go. */
+static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
+{
+    if (!w->needed_at)
+        return HS_OK;
+    finish_load(w, true);
+    double now = hs__now();
+    bool *need = needed_nodes(w, lo, hi, now);
+    if (!need)
+        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
+    int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
+    hs_status st = hs_graph_hold_weights(w->holder, need, err);
+    if (st == HS_ERR_CHANGED && same_bytes(w, err))
+        st = hs_graph_hold_weights(w->holder, need, err);
+    held(w, before, st, now);
+    free(need);
+    return st;
+}
+
+static void *load_main(void *arg)
+{
+    background_load *L = arg;
+    L->st = hs_graph_load_again(L->g, &L->fresh, &L->err);
+    atomic_store(&L->done, true);
+    return NULL;
+}
+
+static hs_status load_start(hs_worker *w, hs_error *err)
+{
+    background_load *L = &w->load;
+    L->g = w->holder;
+    L->fresh = NULL;
+    atomic_store(&L->done, false);
+    if (pthread_create(&L->thread, NULL, load_main, L) != 0)
+        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: cannot start a thread to load "
+                            "weights back", w->name);
+    L->running = true;
+    return HS_OK;
+}
+
+/* As hold_weights, for the PREPARE of `epoch`, which may run [lo, hi): when weights must be
+ * loaded back, lets go of the others and starts loading in the background, and sets *pending
+ * (finish_load answers the PREPARE); the plans prepared before go on running meanwhile. */
+static hs_status hold_start(hs_worker *w, int lo, int hi, uint32_t epoch, bool *pending,
+                            hs_error *err)
+{
+    *pending = false;
+    if (!w->needed_at)
+        return HS_OK;
+    finish_load(w, true); /* none runs: PREPAREs wait for it (handle_control) */
+    double now = hs__now();
+    bool *need = needed_nodes(w, lo, hi, now), missing = false;
+    if (!need)
+        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
+    int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
+    hs_status st = hs_graph_let_go_weights(w->holder, need, &missing, err);
+    if (st == HS_OK && missing && (st = load_start(w, err)) == HS_OK) {
+        background_load *L = &w->load;
+        L->need = need;
+        L->epoch = epoch;
+        L->started = now;
+        L->before = before;
+        L->stages_before = w->stages_run;
+        L->retried = false;
+        *pending = true;
+        return HS_OK;
+    }
+    held(w, before, st, now);
     free(need);
     return st;
 }
@@ -325,10 +429,35 @@ static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
     return NULL;
 }
 
-/* PREPARE: find this worker's stage in the plan and get its executor ready. */
-static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
+/* The rest of a PREPARE once its weights are in: slot's executors, and the next hop. */
+static hs_status prepare_rest(hs_worker *w, epoch_slot *slot, hs_error *err)
+{
+    const hs_wire_plan *plan = &slot->plan;
+    int stage = slot->stage;
+    if (stage >= 0 && !prepare_elastic(w, slot) &&
+        !(slot->exec = exec_acquire(w, plan->stages[stage].first, plan->stages[stage].last,
+                                    err))) {
+        slot_clear(slot);
+        return err->code;
+    }
+    slot->used = true;
+    /* Connect to the next hop now, so the first activation does not wait for TCP. */
+    if (stage >= 0) {
+        const char *next = stage + 1 < plan->n_stages
+                               ? hs__plan_endpoint(plan, plan->stages[stage + 1].device)
+                               : sink_of(w, plan);
+        if (next)
+            hs__pusher(&w->pushers, next, err);
+    }
+    return HS_OK;
+}
+
+/* PREPARE: find this worker's stage in the plan and get its executor ready; *pending when
+ * that waits for weights loaded back in the background (finish_load then answers). */
+static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, bool *pending, hs_error *err)
 {
     int n = hs_graph_node_count(w->g);
+    *pending = false;
     epoch_slot *slot = find_epoch(w, plan->epoch);
     if (slot)
         slot_clear(slot); /* a re-sent PREPARE replaces the old one */
@@ -360,28 +489,17 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, hs_error *err)
     if (stage >= 0) { /* what epoch e needs is loaded before READY(e) */
         int lo, hi;
         slot_range(w, slot, &lo, &hi);
-        hs_status held = hold_weights(w, lo, hi, err);
+        hs_status held = hold_start(w, lo, hi, plan->epoch, pending, err);
         if (held != HS_OK) {
             slot_clear(slot);
             return held;
         }
+        if (*pending) { /* a live slot, so that no hold lets its range go; no exec yet */
+            slot->used = slot->loading = true;
+            return HS_OK;
+        }
     }
-    if (stage >= 0 && !prepare_elastic(w, slot) &&
-        !(slot->exec = exec_acquire(w, plan->stages[stage].first, plan->stages[stage].last,
-                                    err))) {
-        slot_clear(slot);
-        return err->code;
-    }
-    slot->used = true;
-    /* Connect to the next hop now, so the first activation does not wait for TCP. */
-    if (stage >= 0) {
-        const char *next = stage + 1 < plan->n_stages
-                               ? hs__plan_endpoint(plan, plan->stages[stage + 1].device)
-                               : sink_of(w, plan);
-        if (next)
-            hs__pusher(&w->pushers, next, err);
-    }
-    return HS_OK;
+    return prepare_rest(w, slot, err);
 }
 
 static void retire(hs_worker *w, uint32_t below)
@@ -396,6 +514,101 @@ static void retire(hs_worker *w, uint32_t below)
 static hs_status send_control(hs_worker *w, hs_msg *m, hs_error *err)
 {
     return hs_msg_send(w->control, NULL, m, NULL, NULL, 0, err);
+}
+
+static void send_ready(hs_worker *w, uint32_t epoch, hs_status st, const hs_error *why)
+{
+    hs_error err;
+    hs_msg_init(w->out, HS_MSG_READY);
+    w->out->epoch = epoch;
+    w->out->status = st;
+    if (st != HS_OK)
+        snprintf(w->out->reason, sizeof w->out->reason, "%.250s", why->msg);
+    send_control(w, w->out, &err);
+}
+
+/* A PREPARE: prepares the plan and answers READY, unless that waits for a background load. */
+static void answer_prepare(hs_worker *w, const hs_wire_plan *plan)
+{
+    hs_error err = {0};
+    bool pending;
+    hs_status st = prepare(w, plan, &pending, &err);
+    if (!pending)
+        send_ready(w, plan->epoch, st, &err);
+}
+
+/* Ends the background load once it is done (wait: now, blocking): moves the weights in (a
+ * file that was only touched is loaded once more), and answers the PREPARE that waited. */
+static void finish_load(hs_worker *w, bool wait)
+{
+    background_load *L = &w->load;
+    if (!L->running || (!wait && !atomic_load(&L->done)))
+        return;
+    pthread_join(L->thread, NULL);
+    L->running = false;
+    hs_error err = L->err;
+    hs_status st = L->st;
+    if (st == HS_OK)
+        st = hs_graph_take_weights(w->holder, L->fresh, L->need, &err); /* frees fresh */
+    L->fresh = NULL;
+    if (st == HS_ERR_CHANGED && !L->retried && same_bytes(w, &err)) {
+        L->retried = true;
+        if ((st = load_start(w, &err)) == HS_OK) {
+            if (wait)
+                finish_load(w, true);
+            return;
+        }
+    }
+    double now = hs__now();
+    if (w->verbose && st == HS_OK)
+        fprintf(stderr, "worker %s: plan %u: weights loaded back in %.0f ms, in the "
+                "background; %llu stages run meanwhile\n", w->name, L->epoch,
+                1e3 * (now - L->started), (unsigned long long)(w->stages_run - L->stages_before));
+    held(w, L->before, st, now);
+    free(L->need);
+    L->need = NULL;
+    epoch_slot *slot = find_epoch(w, L->epoch);
+    if (!slot || !slot->loading)
+        return; /* retired meanwhile: the coordinator has moved on */
+    slot->loading = false;
+    if (st == HS_OK)
+        st = prepare_rest(w, slot, &err);
+    else
+        slot_clear(slot);
+    send_ready(w, L->epoch, st, &err);
+}
+
+/* The PREPAREs that waited for a background load, in order, until one starts another. */
+static void answer_waiting(hs_worker *w)
+{
+    while (w->n_waiting > 0 && !w->load.running) {
+        hs_wire_plan plan = w->waiting[0];
+        memmove(w->waiting, w->waiting + 1, (size_t)--w->n_waiting * sizeof plan);
+        answer_prepare(w, &plan);
+    }
+}
+
+/* A PREPARE that came during a background load waits for it (one load at a time, and no
+ * executor made while the weights move). */
+static void wait_for_load(hs_worker *w, const hs_wire_plan *plan)
+{
+    if (!w->waiting && !(w->waiting = malloc(MAX_EPOCHS * sizeof *w->waiting))) {
+        hs_error err;
+        hs_error_set(&err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
+        send_ready(w, plan->epoch, HS_ERR_NOMEM, &err);
+        return;
+    }
+    for (int i = 0; i < w->n_waiting; i++)
+        if (w->waiting[i].epoch == plan->epoch) { /* re-sent: replaces the one that waits */
+            w->waiting[i] = *plan;
+            return;
+        }
+    if (w->n_waiting == MAX_EPOCHS) { /* as for prepared plans: the oldest gives way */
+        fprintf(stderr, "worker %s: plan %u dropped: more than %d plans waited for a load\n",
+                w->name, w->waiting[0].epoch, MAX_EPOCHS);
+        memmove(w->waiting, w->waiting + 1, (size_t)--w->n_waiting * sizeof *w->waiting);
+    }
+    w->waiting[w->n_waiting++] = *plan;
 }
 
 static hs_status no_answer(const hs_worker *w, hs_error *err)
@@ -532,7 +745,6 @@ static void flush_telemetry(hs_worker *w, double now)
 /* Returns false when the worker must stop (refused, or the coordinator said BYE). */
 static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
 {
-    hs_error perr = {0};
     switch (m->kind) {
     case HS_MSG_WELCOME:
         if (m->status < 0) {
@@ -543,16 +755,12 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
         if (w->verbose)
             fprintf(stderr, "worker %s: registered with %s\n", w->name, w->coordinator);
         return true;
-    case HS_MSG_PREPARE: {
-        hs_status st = prepare(w, &m->plan, &perr);
-        hs_msg_init(w->out, HS_MSG_READY);
-        w->out->epoch = m->plan.epoch;
-        w->out->status = st;
-        if (st != HS_OK)
-            snprintf(w->out->reason, sizeof w->out->reason, "%.250s", perr.msg);
-        send_control(w, w->out, &perr);
+    case HS_MSG_PREPARE:
+        if (w->load.running || w->n_waiting)
+            wait_for_load(w, &m->plan);
+        else
+            answer_prepare(w, &m->plan);
         return true;
-    }
     case HS_MSG_COMMIT:
         w->committed = m->epoch;
         retire(w, m->retire_below);
@@ -980,7 +1188,7 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
          * I/O thread, on the source device the coordinator's) run first if they share it. */
         uint64_t stages_before = w->stages_run;
         bool spin = w->spin_s > 0 && hs__now() - last_stage < w->spin_s;
-        int ready = zmq_poll(items, 2, spin ? 0 : 100);
+        int ready = zmq_poll(items, 2, spin ? 0 : w->load.running ? 5 : 100);
         if (ready < 0) {
             if (zmq_errno() == EINTR)
                 continue;
@@ -1006,9 +1214,11 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
             return no_answer(w, err);
         if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
             flush_telemetry(w, now);
+        finish_load(w, false);
+        answer_waiting(w);
         hs_error hold_err;
-        if (w->needed_at && !w->hold_failed && now - w->last_hold >= HOLD_EVERY_S &&
-            hold_weights(w, 0, 0, &hold_err) != HS_OK)
+        if (w->needed_at && !w->hold_failed && !w->load.running &&
+            now - w->last_hold >= HOLD_EVERY_S && hold_weights(w, 0, 0, &hold_err) != HS_OK)
             fprintf(stderr, "worker %s: %s\n", w->name, hold_err.msg);
     }
     if (!running && err && err->code < 0 && err->msg[0])
@@ -1033,6 +1243,12 @@ void hs_worker_free(hs_worker *w)
         hs_error err;
         hs_msg_send(w->control, NULL, w->out, NULL, NULL, ZMQ_DONTWAIT, &err);
     }
+    if (w->load.running) { /* its weights are not needed any more */
+        pthread_join(w->load.thread, NULL);
+        hs_graph_free(w->load.fresh);
+    }
+    free(w->load.need);
+    free(w->waiting);
     for (int i = 0; i < MAX_EPOCHS; i++)
         if (w->epochs[i].used)
             slot_clear(&w->epochs[i]);

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,9 +125,25 @@ static void check_every_cut(const char *name)
 
 TestSuite(split, .timeout = 600);
 
-/* Weights per node range (hs_graph_hold_weights): a graph that lets go of the weights of one
- * range still runs the other bit for bit, refuses the range it let go of with a one-line
- * reason, and runs the whole model bit for bit again once it holds everything again. */
+typedef struct load_job {
+    const hs_graph *g;
+    hs_graph *fresh;
+    hs_status st;
+    hs_error err;
+} load_job;
+
+static void *load_again_main(void *arg)
+{
+    load_job *job = arg;
+    job->st = hs_graph_load_again(job->g, &job->fresh, &job->err);
+    return NULL;
+}
+
+/* Weights per node range (hs_graph_hold_weights, and the same in three steps with the load in
+ * another thread): a graph that lets go of the weights of one range still runs the other bit
+ * for bit, also while its file loads again in another thread, refuses the range it let go of
+ * with a one-line reason, and runs the whole model bit for bit again once it holds everything
+ * again. */
 static void check_weights_per_range(const char *name)
 {
     hs_set_threads(1);
@@ -159,19 +176,44 @@ static void check_weights_per_range(const char *name)
                  "%s: [%d,%d) with only its weights differs", name, k, n);
     free(out.data);
 
-    for (int i = 0; i < n; i++) /* the other way round: [0, k) back, [k, n) let go */
+    /* Every weight back in three steps, the file loaded again in another thread while
+     * [k, n) runs here on the weights it kept. */
+    for (int i = 0; i < n; i++)
+        need[i] = true;
+    bool missing = false;
+    cr_assert_eq(hs_graph_let_go_weights(g, need, &missing, &err), HS_OK, "%s", err.msg);
+    cr_expect(missing, "%s: [0,%d) reads weights that were let go", name, k);
+    cr_expect_eq(hs_graph_weight_bytes_held(g), tail_only);
+    load_job job = {.g = g};
+    pthread_t loader;
+    cr_assert_eq(pthread_create(&loader, NULL, load_again_main, &job), 0);
+    cr_assert_eq(run_copy(g, k, n, cut, n_cut, &out), 1);
+    cr_expect_eq(memcmp(out.data, whole.data, hs_tensor_nbytes(&whole)), 0,
+                 "%s: [%d,%d) run during a load differs", name, k, n);
+    free(out.data);
+    pthread_join(loader, NULL);
+    cr_assert_eq(job.st, HS_OK, "%s", job.err.msg);
+    cr_assert_eq(hs_graph_take_weights(g, job.fresh, need, &err), HS_OK, "%s", err.msg);
+    cr_expect_eq(hs_graph_weight_bytes_held(g), all);
+    cr_assert_eq(run_copy(g, 0, n, &in, 1, &out), 1);
+    cr_expect_eq(memcmp(out.data, whole.data, hs_tensor_nbytes(&whole)), 0,
+                 "%s: the whole model with weights taken from another thread's load differs",
+                 name);
+    free(out.data);
+
+    for (int i = 0; i < n; i++) /* the other way round: [0, k) kept, [k, n) let go */
         need[i] = i < k;
     cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
     hs_tensor head[64];
     cr_assert_eq(run_copy(g, 0, k, &in, 1, head), n_cut);
     for (int i = 0; i < n_cut; i++) {
         cr_expect_eq(memcmp(head[i].data, cut[i].data, hs_tensor_nbytes(&cut[i])), 0,
-                     "%s: [0,%d) with weights loaded back differs", name, k);
+                     "%s: [0,%d) with [k, n) let go differs", name, k);
         free(head[i].data);
     }
     cr_expect_lt(hs_graph_weight_bytes_held(g), all);
 
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) /* [k, n) loaded back by hs_graph_hold_weights */
         need[i] = true;
     cr_assert_eq(hs_graph_hold_weights(g, need, &err), HS_OK, "%s", err.msg);
     cr_expect_eq(hs_graph_weight_bytes_held(g), all);

@@ -134,6 +134,18 @@ void hs_graph_free(hs_graph *g);
  * the graph's executors. */
 #define HS_HOLD_MIN_BYTES 4096
 hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err);
+/* The same in three steps, for a caller that loads in another thread while it runs the
+ * graph's executors on the weights it keeps:
+ * - hs_graph_let_go_weights lets go as hs_graph_hold_weights does, and sets *missing when a
+ *   marked node reads a weight that was let go (then hs_graph_load_again and take are needed);
+ * - hs_graph_load_again loads g's file into a fresh graph. It reads only what never changes in
+ *   g (its file's path and load options), so it may run in any thread while g is used;
+ * - hs_graph_take_weights moves into g, from fresh, the let-go weights that the marked nodes
+ *   read, with the checks of hs_graph_hold_weights (HS_ERR_CHANGED when the file was not the
+ *   one g was loaded from). It frees fresh. Not thread-safe against runs of g's executors. */
+hs_status hs_graph_let_go_weights(hs_graph *g, const bool *need, bool *missing, hs_error *err);
+hs_status hs_graph_load_again(const hs_graph *g, hs_graph **fresh, hs_error *err);
+hs_status hs_graph_take_weights(hs_graph *g, hs_graph *fresh, const bool *need, hs_error *err);
 /* A caller that has checked the file's content (hs_model_digest, say) after hold_weights
  * failed with HS_ERR_CHANGED vouches for it: its present size and modification time become
  * the graph's, and weights are loaded back from it again. */

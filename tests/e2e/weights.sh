@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Weights per range: each worker holds the weights of the ranges its plans may run and lets
 # the others go; when a plan gives it nodes whose weights it let go (here: a device is killed
-# and the survivor takes over its range), it loads them back before READY, and every answer
-# is still bit-identical to one device's.
+# and the survivor takes over its range), it loads them back before READY, in the background
+# (its thread runs its other plans meanwhile), and every answer is still bit-identical to one
+# device's.
 source "$(dirname "$0")/lib.sh"
 CONFIGS=$(cd "$(dirname "$0")/../../configs/clusters" && pwd)
 model=$(zoo_model resnet18)
@@ -44,6 +45,9 @@ check "the load run: none lost, none twice, all correct" wait "$load"
 cat "$TMP/load.out"
 grep "holds" "$TMP/w1.log"
 check "dev1 loaded back the weights of the range it took over" loaded_back "$TMP/w1.log"
+grep -h "in the background" "$TMP/w1.log" "$TMP/coord.log"
+check "dev1 loaded them in the background, its thread free to run its other plans" \
+  grep -q "dev1: plan [0-9]*: weights loaded back in .* in the background" "$TMP/w1.log"
 check "every device prepared every plan" bash -c "! grep -q 'cannot prepare plan' '$TMP/coord.log'"
 grep "dev0: holds" "$TMP/coord.log"
 grep "dev0: holds" "$TMP/coord.log" >"$TMP/w0.log"
