@@ -41,6 +41,7 @@ typedef struct background_load {
     hs_graph *fresh;         /* the thread's result */
     hs_status st;
     hs_error err;
+    uint64_t digest;         /* the file's, as the thread read it (0 if it could not) */
     bool *need;              /* the nodes whose weights to hold once it is in */
     uint32_t epoch;          /* the plan waiting for it */
     double started;
@@ -332,11 +333,12 @@ static void held(hs_worker *w, int64_t before, hs_status st, double now)
 
 /* After HS_ERR_CHANGED (the file's size or modification time changed since it was loaded):
  * true, with the holder vouched for, when the file still has the bytes it was loaded from (a
- * touch, a copy); else false with *err saying why. */
-static bool same_bytes(hs_worker *w, hs_error *err)
+ * touch, a copy), by its digest (`known`, or read now if 0); else false with *err saying
+ * why. */
+static bool same_bytes(hs_worker *w, uint64_t known, hs_error *err)
 {
-    uint64_t digest;
-    if (hs_model_digest(hs_graph_name(w->g), &digest, err) != HS_OK)
+    uint64_t digest = known;
+    if (!digest && hs_model_digest(hs_graph_name(w->g), &digest, err) != HS_OK)
         return false;
     if (digest != w->digest) {
         hs_error_set(err, HS_ERR_CHANGED, "worker %s: %s has changed since it was loaded: "
@@ -361,7 +363,7 @@ static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
         return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
     int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
     hs_status st = hs_graph_hold_weights(w->holder, need, err);
-    if (st == HS_ERR_CHANGED && same_bytes(w, err))
+    if (st == HS_ERR_CHANGED && same_bytes(w, 0, err))
         st = hs_graph_hold_weights(w->holder, need, err);
     held(w, before, st, now);
     free(need);
@@ -372,6 +374,9 @@ static void *load_main(void *arg)
 {
     background_load *L = arg;
     L->st = hs_graph_load_again(L->g, &L->fresh, &L->err);
+    hs_error ignored; /* the digest, for a file that was only touched (finish_load) */
+    if (L->st == HS_OK && hs_model_digest(hs_graph_name(L->g), &L->digest, &ignored) != HS_OK)
+        L->digest = 0;
     atomic_store(&L->done, true);
     return NULL;
 }
@@ -551,7 +556,7 @@ static void finish_load(hs_worker *w, bool wait)
     if (st == HS_OK)
         st = hs_graph_take_weights(w->holder, L->fresh, L->need, &err); /* frees fresh */
     L->fresh = NULL;
-    if (st == HS_ERR_CHANGED && !L->retried && same_bytes(w, &err)) {
+    if (st == HS_ERR_CHANGED && !L->retried && same_bytes(w, L->digest, &err)) {
         L->retried = true;
         if ((st = load_start(w, &err)) == HS_OK) {
             if (wait)
@@ -561,9 +566,10 @@ static void finish_load(hs_worker *w, bool wait)
     }
     double now = hs__now();
     if (w->verbose && st == HS_OK)
-        fprintf(stderr, "worker %s: plan %u: weights loaded back in %.0f ms, in the "
-                "background; %llu stages run meanwhile\n", w->name, L->epoch,
-                1e3 * (now - L->started), (unsigned long long)(w->stages_run - L->stages_before));
+        fprintf(stderr, "worker %s: plan %u: weights loaded back in %.0f ms, %s; %llu stages "
+                "run meanwhile\n", w->name, L->epoch, 1e3 * (now - L->started),
+                wait ? "waited for at the end" : "in the background",
+                (unsigned long long)(w->stages_run - L->stages_before));
     held(w, L->before, st, now);
     free(L->need);
     L->need = NULL;
@@ -578,18 +584,23 @@ static void finish_load(hs_worker *w, bool wait)
     send_ready(w, L->epoch, st, &err);
 }
 
-/* The PREPAREs that waited for a background load, in order, until one starts another. */
+/* The PREPAREs that waited for a background load: the newest only. The coordinator waits
+ * for one plan at a time and ignores READY for a plan it has since replaced, so preparing
+ * those (and loading their weights) would be wasted. */
 static void answer_waiting(hs_worker *w)
 {
-    while (w->n_waiting > 0 && !w->load.running) {
-        hs_wire_plan plan = w->waiting[0];
-        memmove(w->waiting, w->waiting + 1, (size_t)--w->n_waiting * sizeof plan);
-        answer_prepare(w, &plan);
-    }
+    if (!w->n_waiting || w->load.running)
+        return;
+    if (w->verbose && w->n_waiting > 1)
+        fprintf(stderr, "worker %s: plans %u to %u were replaced while weights loaded\n",
+                w->name, w->waiting[0].epoch, w->waiting[w->n_waiting - 2].epoch);
+    hs_wire_plan plan = w->waiting[w->n_waiting - 1];
+    w->n_waiting = 0;
+    answer_prepare(w, &plan);
 }
 
 /* A PREPARE that came during a background load waits for it (one load at a time, and no
- * executor made while the weights move). */
+ * plan prepared while the weights move); see answer_waiting. */
 static void wait_for_load(hs_worker *w, const hs_wire_plan *plan)
 {
     if (!w->waiting && !(w->waiting = malloc(MAX_EPOCHS * sizeof *w->waiting))) {
@@ -598,16 +609,8 @@ static void wait_for_load(hs_worker *w, const hs_wire_plan *plan)
         send_ready(w, plan->epoch, HS_ERR_NOMEM, &err);
         return;
     }
-    for (int i = 0; i < w->n_waiting; i++)
-        if (w->waiting[i].epoch == plan->epoch) { /* re-sent: replaces the one that waits */
-            w->waiting[i] = *plan;
-            return;
-        }
-    if (w->n_waiting == MAX_EPOCHS) { /* as for prepared plans: the oldest gives way */
-        fprintf(stderr, "worker %s: plan %u dropped: more than %d plans waited for a load\n",
-                w->name, w->waiting[0].epoch, MAX_EPOCHS);
+    if (w->n_waiting == MAX_EPOCHS) /* only the newest is prepared: the oldest can go */
         memmove(w->waiting, w->waiting + 1, (size_t)--w->n_waiting * sizeof *w->waiting);
-    }
     w->waiting[w->n_waiting++] = *plan;
 }
 
@@ -805,8 +808,12 @@ static bool start_exec(hs_worker *w, epoch_slot *slot, int from, hs_exec **head,
             snprintf(why, size, "epoch %u: more than %d start nodes", plan->epoch, MAX_STARTS);
             return false;
         }
-        if (from < st->first ? hold_weights(w, from, st->first, &err) != HS_OK ||
-                                   !(h = exec_acquire(w, from, st->first, &err))
+        /* [from, first) is held as a rule (the plan's window, slot_range): its weights are
+         * loaded on the spot, waiting for any load in the background, only when they are
+         * not (a `first` outside the window). */
+        if (from < st->first ? !(h = exec_acquire(w, from, st->first, &err)) &&
+                                   (hold_weights(w, from, st->first, &err) != HS_OK ||
+                                    !(h = exec_acquire(w, from, st->first, &err)))
                              : hs_exec_new_part(slot->exec->x, from, st->last, &part, &err) !=
                                    HS_OK) {
             snprintf(why, size, "%s", err.msg);

@@ -139,7 +139,8 @@ hs_status hs_graph_hold_weights(hs_graph *g, const bool *need, hs_error *err);
  * - hs_graph_let_go_weights lets go as hs_graph_hold_weights does, and sets *missing when a
  *   marked node reads a weight that was let go (then hs_graph_load_again and take are needed);
  * - hs_graph_load_again loads g's file into a fresh graph. It reads only what never changes in
- *   g (its file's path and load options), so it may run in any thread while g is used;
+ *   g (its file's path and load options), so it may run in any thread while g is used (not
+ *   freed);
  * - hs_graph_take_weights moves into g, from fresh, the let-go weights that the marked nodes
  *   read, with the checks of hs_graph_hold_weights (HS_ERR_CHANGED when the file was not the
  *   one g was loaded from). It frees fresh. Not thread-safe against runs of g's executors. */
