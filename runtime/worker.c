@@ -120,8 +120,9 @@ struct hs_worker {
     double last_hold;
     bool hold_failed;        /* the last hold_weights failed (a load back, see there) */
     background_load load;
-    hs_wire_plan *waiting;   /* [MAX_EPOCHS]: PREPAREs that came during a background load */
-    int n_waiting;
+    hs_wire_plan waiting;    /* the newest PREPARE that came during a background load */
+    bool has_waiting;
+    uint32_t replaced;       /* PREPAREs that came during the load before the newest */
 };
 
 /* ---- prepared plans ------------------------------------------------------------------------ */
@@ -584,34 +585,29 @@ static void finish_load(hs_worker *w, bool wait)
     send_ready(w, L->epoch, st, &err);
 }
 
-/* The PREPAREs that waited for a background load: the newest only. The coordinator waits
+/* The PREPARE that waited for a background load: the newest one only. The coordinator waits
  * for one plan at a time and ignores READY for a plan it has since replaced, so preparing
- * those (and loading their weights) would be wasted. */
+ * the older ones (and loading their weights) would be wasted. */
 static void answer_waiting(hs_worker *w)
 {
-    if (!w->n_waiting || w->load.running)
+    if (!w->has_waiting || w->load.running)
         return;
-    if (w->verbose && w->n_waiting > 1)
-        fprintf(stderr, "worker %s: plans %u to %u were replaced while weights loaded\n",
-                w->name, w->waiting[0].epoch, w->waiting[w->n_waiting - 2].epoch);
-    hs_wire_plan plan = w->waiting[w->n_waiting - 1];
-    w->n_waiting = 0;
+    if (w->verbose && w->replaced)
+        fprintf(stderr, "worker %s: %u plans before plan %u were replaced while weights "
+                "loaded\n", w->name, w->replaced, w->waiting.epoch);
+    hs_wire_plan plan = w->waiting;
+    w->has_waiting = false;
+    w->replaced = 0;
     answer_prepare(w, &plan);
 }
 
-/* A PREPARE that came during a background load waits for it (one load at a time, and no
- * plan prepared while the weights move); see answer_waiting. */
+/* A PREPARE that came during a background load waits for it (one load at a time, and no plan
+ * prepared while the weights move), in place of any that waited before it. */
 static void wait_for_load(hs_worker *w, const hs_wire_plan *plan)
 {
-    if (!w->waiting && !(w->waiting = malloc(MAX_EPOCHS * sizeof *w->waiting))) {
-        hs_error err;
-        hs_error_set(&err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
-        send_ready(w, plan->epoch, HS_ERR_NOMEM, &err);
-        return;
-    }
-    if (w->n_waiting == MAX_EPOCHS) /* only the newest is prepared: the oldest can go */
-        memmove(w->waiting, w->waiting + 1, (size_t)--w->n_waiting * sizeof *w->waiting);
-    w->waiting[w->n_waiting++] = *plan;
+    w->replaced += w->has_waiting && w->waiting.epoch != plan->epoch;
+    w->waiting = *plan;
+    w->has_waiting = true;
 }
 
 static hs_status no_answer(const hs_worker *w, hs_error *err)
@@ -759,7 +755,7 @@ static bool handle_control(hs_worker *w, hs_msg *m, hs_error *err)
             fprintf(stderr, "worker %s: registered with %s\n", w->name, w->coordinator);
         return true;
     case HS_MSG_PREPARE:
-        if (w->load.running || w->n_waiting)
+        if (w->load.running || w->has_waiting)
             wait_for_load(w, &m->plan);
         else
             answer_prepare(w, &m->plan);
@@ -1255,7 +1251,6 @@ void hs_worker_free(hs_worker *w)
         hs_graph_free(w->load.fresh);
     }
     free(w->load.need);
-    free(w->waiting);
     for (int i = 0; i < MAX_EPOCHS; i++)
         if (w->epochs[i].used)
             slot_clear(&w->epochs[i]);
