@@ -1330,6 +1330,8 @@ static void publish(hs_coordinator *c, bool run_over)
     c->stats.mix_epoch = c->mix;
     c->stats.mix_share = c->mix ? c->mix_share : 0;
     c->stats.outside_share = c->outside_share;
+    for (int d = 0; d < c->cluster.n_devices && d < HS_MAX_DEVICES; d++)
+        c->stats.correction[d] = hs_cost_correction(c->costs, d);
     c->stats.elastic_early = atomic_load(&c->elastic.early);
     c->stats.elastic_late = atomic_load(&c->elastic.late);
     /* Only this thread writes shared, so reading it here needs no lock. Both copies start

@@ -106,6 +106,9 @@ typedef struct hs_coordinator_stats {
     uint64_t mixed;              /* requests admitted to a mixed-in plan so far */
     uint64_t elastic_early, elastic_late; /* elastic hand-off: requests the source handed to
                                     stage 1 before, and after, the plan's cut */
+    double correction[HS_MAX_DEVICES]; /* per device of the cluster file: its measured
+                                    compute times over the cost model's (1: as profiled; the
+                                    factor the plans are priced with, hs_cost_correction) */
     double outside_share;        /* share of recent requests that came over the network, not
                                     from a client in this process: the plan prices the source's
                                     io for their inputs and results (hs_problem.outside_bytes) */
