@@ -242,6 +242,10 @@ static void worker_help(FILE *f)
                "Exits with an error if the coordinator does not answer within 10 s.\n\n"
                "  --model FILE      the coordinator's model file (checked by digest); without\n"
                "                    it the model is fetched from the coordinator\n"
+               "  --model-cache DIR without --model: keep the fetched model in DIR (as\n"
+               "                    DIGEST.onnx) and load it from there, so that weights are\n"
+               "                    held per range as with --model; a model already in DIR\n"
+               "                    with the coordinator's digest is not fetched again\n"
                "  --listen EP       data endpoint to bind (default tcp://*:0, any port)\n"
                "  --advertise HOST  host name others reach this one by (default 127.0.0.1)\n"
                "  --threads N       BLAS threads (default 1)\n"
@@ -264,7 +268,7 @@ int cmd_worker(int argc, char **argv)
         {"advertise", required_argument, 0, 'a'}, {"threads", required_argument, 0, 'T'},
         {"verbose", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
         {"spin-us", required_argument, 0, 'U'}, {"hold-all-weights", no_argument, 0, 'W'},
-        NET_OPTIONS, {0, 0, 0, 0}};
+        {"model-cache", required_argument, 0, 'C'}, NET_OPTIONS, {0, 0, 0, 0}};
     hs_worker_opts o = {.threads = 1};
     long v;
     int c, rc;
@@ -276,6 +280,7 @@ int cmd_worker(int argc, char **argv)
         case 'c': o.coordinator = optarg; break;
         case 'l': o.listen = optarg; break;
         case 'm': o.model_path = optarg; break;
+        case 'C': o.model_cache = optarg; break;
         case 'a': o.advertise_host = optarg; break;
         case 'v': o.verbose = true; break;
         case 'W': o.hold_all_weights = true; break;
@@ -302,6 +307,8 @@ int cmd_worker(int argc, char **argv)
         return cli_usage_error("worker", "unexpected argument '%s'", argv[optind]);
     if (!o.name || !o.coordinator)
         return cli_usage_error("worker", "--name and --coordinator are required");
+    if (o.model_path && o.model_cache)
+        return cli_usage_error("worker", "--model-cache keeps a fetched model: not with --model");
     hs_error err = {0};
     hs_worker *w;
     if (hs_worker_new(&o, &w, &err) != HS_OK)

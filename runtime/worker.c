@@ -14,11 +14,14 @@
  * Single-threaded: one zmq_poll loop. ZeroMQ's I/O threads keep the ZMTP heartbeats going
  * while a stage computes, so a long stage does not look like a dead worker.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime_impl.h"
 
@@ -658,13 +661,54 @@ static hs_status await_answer(hs_worker *w, hs_msg_kind want, hs_error *err)
     }
 }
 
+/* The model cache's file for digest (see hs_worker_opts.model_cache). */
+static void cache_path(const char *dir, uint64_t digest, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%016llx.onnx", dir, (unsigned long long)digest);
+}
+
+/* Whether the cache already holds the model of `digest`, `total` bytes long (its content
+ * checked by digest). */
+static bool in_cache(const char *dir, uint64_t digest, uint64_t total)
+{
+    char path[4096];
+    struct stat sb;
+    uint64_t found;
+    hs_error ignored;
+    cache_path(dir, digest, path, sizeof path);
+    return stat(path, &sb) == 0 && (uint64_t)sb.st_size == total &&
+           hs_model_digest(path, &found, &ignored) == HS_OK && found == digest;
+}
+
+/* Writes the fetched model into the cache: whole into a temporary file, then renamed, so that
+ * the cache never holds part of a model under its digest's name. */
+static hs_status cache_write(hs_worker *w, const char *dir, uint64_t digest,
+                             const uint8_t *file, uint64_t total, hs_error *err)
+{
+    char path[4096], tmp[4200];
+    cache_path(dir, digest, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fwrite(file, 1, (size_t)total, f) == (size_t)total;
+    ok = f && fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0)
+        return HS_OK;
+    int e = errno;
+    unlink(tmp);
+    return hs_error_set(err, HS_ERR_IO, "worker %s: --model-cache: cannot write %s: %s",
+                        w->name, path, strerror(e));
+}
+
 /* Fetches the coordinator's model file: one chunk per request and one request at a time, so
  * nothing queues up beyond a chunk. Every chunk carries the digest of the whole file, checked
- * over what arrived before the model is loaded. */
-static hs_status fetch_model(hs_worker *w, hs_error *err)
+ * over what arrived before the model is loaded. With a model cache (`cache`), the model is
+ * kept there and loaded from there, and a model already there ends the fetch at its first
+ * chunk. */
+static hs_status fetch_model(hs_worker *w, const char *cache, hs_error *err)
 {
     uint8_t *file = NULL;
     uint64_t offset = 0, total = 0, digest = 0;
+    bool cached = false;
     hs_status st;
     do {
         hs_msg_init(w->out, HS_MSG_MODEL_REQUEST);
@@ -673,6 +717,13 @@ static hs_status fetch_model(hs_worker *w, hs_error *err)
             (st = await_answer(w, HS_MSG_MODEL_CHUNK, err)))
             break;
         const hs_msg *m = w->in;
+        if (!file && cache && in_cache(cache, m->model_digest, m->total)) {
+            total = m->total;
+            digest = m->model_digest;
+            cached = true;
+            hs_msg_close(w->in);
+            break;
+        }
         if (!file) {
             total = m->total;
             digest = m->model_digest;
@@ -693,20 +744,33 @@ static hs_status fetch_model(hs_worker *w, hs_error *err)
         hs_msg_close(w->in);
     } while (st == HS_OK && offset < total);
 
-    if (st == HS_OK && hs__digest_update(HS_DIGEST_SEED, file, (size_t)total) != digest)
+    if (st == HS_OK && !cached &&
+        hs__digest_update(HS_DIGEST_SEED, file, (size_t)total) != digest)
         st = hs_error_set(err, HS_ERR_PARSE, "worker %s: the model fetched from %s does "
                               "not match its digest %016llx", w->name, w->coordinator,
                               (unsigned long long)digest);
-    if (st == HS_OK) {
+    if (st == HS_OK && cache && !cached)
+        st = cache_write(w, cache, digest, file, total, err);
+    if (st == HS_OK && cache) {
+        char path[4096];
+        cache_path(cache, digest, path, sizeof path);
+        free(file); /* the weights come from the file: no second copy while loading */
+        file = NULL;
+        st = hs_graph_load_onnx(path, NULL, &w->own_graph, err);
+    } else if (st == HS_OK) {
         char name[HS_WIRE_ENDPOINT_MAX + 16];
         snprintf(name, sizeof name, "the model of %s", w->coordinator);
         st = hs_graph_load_onnx_buffer(file, (size_t)total, name, NULL, &w->own_graph, err);
     }
     if (st == HS_OK) {
         w->digest = digest;
-        if (w->verbose)
-            fprintf(stderr, "worker %s: fetched the model from %s (%llu bytes)\n", w->name,
-                    w->coordinator, (unsigned long long)total);
+        if (w->verbose && cached)
+            fprintf(stderr, "worker %s: the model of %s is in %s (%llu bytes): not fetched\n",
+                    w->name, w->coordinator, cache, (unsigned long long)total);
+        else if (w->verbose)
+            fprintf(stderr, "worker %s: fetched the model from %s (%llu bytes)%s%s\n",
+                    w->name, w->coordinator, (unsigned long long)total,
+                    cache ? ", kept in " : "", cache ? cache : "");
     }
     free(file);
     return st;
@@ -1076,11 +1140,16 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
     if (!w)
         return hs_error_set(err, HS_ERR_NOMEM, "out of memory");
     hs_status st = worker_init(w, o, err);
+    struct stat cache_sb;
     w->answer_timeout_s = HS_ANSWER_TIMEOUT_S;
     if (st == HS_OK && o->model_path) {
         st = hs_model_digest(o->model_path, &w->digest, err);
         if (st == HS_OK)
             st = hs_graph_load_onnx(o->model_path, NULL, &w->own_graph, err);
+    } else if (st == HS_OK && o->model_cache &&
+               (stat(o->model_cache, &cache_sb) != 0 || !S_ISDIR(cache_sb.st_mode))) {
+        st = hs_error_set(err, HS_ERR_INVALID, "worker %s: --model-cache %s: not a directory",
+                          w->name, o->model_cache);
     } else if (st == HS_OK && hs__max_message(&w->net) < HS_WIRE_CHUNK_MAX) {
         st = hs_error_set(err, HS_ERR_INVALID, "worker %s: fetching the model takes "
                               "--max-message-mb %u or more", w->name, HS_WIRE_CHUNK_MAX >> 20);
@@ -1092,9 +1161,9 @@ hs_status hs_worker_new(const hs_worker_opts *o, hs_worker **out, hs_error *err)
                     : hs_error_set(err, HS_ERR_IO, "cannot create a ZeroMQ context");
     }
     if (st == HS_OK && !o->model_path)
-        st = fetch_model(w, err);
+        st = fetch_model(w, o->model_cache, err);
     w->g = w->own_graph;
-    if (st == HS_OK && o->model_path && !o->hold_all_weights)
+    if (st == HS_OK && (o->model_path || o->model_cache) && !o->hold_all_weights)
         st = start_holding(w, w->own_graph, err);
     if (st != HS_OK) {
         hs_worker_free(w);

@@ -147,6 +147,12 @@ typedef struct hs_worker_opts {
     const char *model_path;      /* the same model as the coordinator's (digest checked);
                                     NULL: fetched from the coordinator by hs_worker_new (needs
                                     max_message_mb >= 4; encrypted and allow-listed with CURVE) */
+    const char *model_cache;     /* with no model_path: a directory where the fetched model is
+                                    kept as <digest>.onnx (written whole, then renamed) and
+                                    loaded from, so that the worker holds weights per range as
+                                    with model_path; a file already there with the
+                                    coordinator's digest is used without fetching. NULL: the
+                                    fetched model stays in memory, every weight held */
     int threads;                 /* BLAS threads (default 1) */
     int spin_us;                 /* after running a stage, poll this long without sleeping
                                     before blocking (default 0): the next activation then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A worker started without --model fetches the model from the coordinator over its control
-# connection, joins, and the split answers every request once, bit-identical to one device. A
+# connection, joins, and the split answers every request once, bit-identical to one device.
+# With --model-cache it keeps the model on disk, holds weights per range, and on a second start
+# fetches nothing. A
 # name that is not a device of the cluster is refused the model. With CURVE, an allow-listed
 # worker fetches the model and a worker whose key is not on the list gets nothing. A worker
 # pointed at a port nobody listens on gives up within 15 s with one clear line, whether it was
@@ -57,6 +59,44 @@ check "12 requests over the split answered once, bit-identical to one device" \
 kill -TERM "$worker"
 wait "$worker" 2>/dev/null
 check "the fetching worker ran stages" grep -qE "ran [1-9][0-9]* stages" "$TMP/w1.log"
+
+# With --model-cache the fetched model is kept on disk and loaded from there: the worker then
+# holds weights per range, and a second start finds the model there and fetches nothing.
+mkdir -p "$TMP/cache"
+"$HS" worker --name dev1 --coordinator "$ep" --model-cache "$TMP/cache" --verbose \
+  >"$TMP/w1-cache.log" 2>&1 &
+worker=$!
+PIDS+=($worker)
+check "with --model-cache, the worker fetches the model and keeps it" \
+  wait_for "$TMP/w1-cache.log" "fetched the model from .* kept in $TMP/cache" 30
+check "the cache holds it under its digest, byte for byte" \
+  bash -c "cmp -s '$model' '$TMP'/cache/*.onnx && [ \$(ls '$TMP/cache' | wc -l) -eq 1 ]"
+check "it holds weights per range: lets go of those its plan does not run" \
+  wait_for "$TMP/w1-cache.log" "holds .* of weights" 20
+grep -h "holds" "$TMP/w1-cache.log"
+kill -TERM "$worker"
+wait "$worker" 2>/dev/null
+"$HS" worker --name dev1 --coordinator "$ep" --model-cache "$TMP/cache" --verbose \
+  >"$TMP/w1-cached.log" 2>&1 &
+worker=$!
+PIDS+=($worker)
+check "started again, it finds the model in the cache and fetches nothing" \
+  wait_for "$TMP/w1-cached.log" "is in $TMP/cache .*: not fetched" 30
+joined_thrice() { # the first worker, the one that filled the cache, and this one
+  for _ in $(seq 300); do [ "$(grep -c 'worker dev1 joined' "$TMP/coord.log")" -ge 3 ] && return 0; sleep 0.1; done
+  return 1
+}
+check "and joins" joined_thrice
+check "12 requests over the split answered once, bit-identical to one device" \
+  timeout 300 "$HS" load --coordinator "$ep" --rate 4 --duration 3 --fixed \
+  --model "$model" --verify --drain 120
+kill -TERM "$worker"
+wait "$worker" 2>/dev/null
+check "a --model-cache that is not a directory: one line, non-zero exit" bash -c "
+  ! timeout 15 '$HS' worker --name dev1 --coordinator '$ep' --model-cache '$model' \
+    >'$TMP/badcache.log' 2>&1 && [ \$(wc -l <'$TMP/badcache.log') -eq 1 ] &&
+  grep -q 'model-cache $model: not a directory' '$TMP/badcache.log'"
+cat "$TMP/badcache.log"
 check "a name that is not a device of the cluster is refused the model" bash -c "
   ! timeout 15 '$HS' worker --name nobody --coordinator '$ep' >'$TMP/nobody.log' 2>&1 &&
   grep -q \"refused nobody: no device 'nobody'\" '$TMP/nobody.log'"
