@@ -63,10 +63,12 @@ check "the fetching worker ran stages" grep -qE "ran [1-9][0-9]* stages" "$TMP/w
 # With --model-cache the fetched model is kept on disk and loaded from there: the worker then
 # holds weights per range, and a second start finds the model there and fetches nothing.
 mkdir -p "$TMP/cache"
-"$HS" worker --name dev1 --coordinator "$ep" --model-cache "$TMP/cache" --verbose \
-  >"$TMP/w1-cache.log" 2>&1 &
-worker=$!
-PIDS+=($worker)
+start_cached() { # start_cached LOG: worker dev1 with the cache; sets worker to its pid
+  "$HS" worker --name dev1 --coordinator "$ep" --model-cache "$TMP/cache" --verbose >"$1" 2>&1 &
+  worker=$!
+  PIDS+=($worker)
+}
+start_cached "$TMP/w1-cache.log"
 check "with --model-cache, the worker fetches the model and keeps it" \
   wait_for "$TMP/w1-cache.log" "fetched the model from .* kept in $TMP/cache" 30
 check "the cache holds it under its digest, byte for byte" \
@@ -76,10 +78,7 @@ check "it holds weights per range: lets go of those its plan does not run" \
 grep -h "holds" "$TMP/w1-cache.log"
 kill -TERM "$worker"
 wait "$worker" 2>/dev/null
-"$HS" worker --name dev1 --coordinator "$ep" --model-cache "$TMP/cache" --verbose \
-  >"$TMP/w1-cached.log" 2>&1 &
-worker=$!
-PIDS+=($worker)
+start_cached "$TMP/w1-cached.log"
 check "started again, it finds the model in the cache and fetches nothing" \
   wait_for "$TMP/w1-cached.log" "is in $TMP/cache .*: not fetched" 30
 joined_thrice() { # the first worker, the one that filled the cache, and this one
