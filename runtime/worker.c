@@ -33,9 +33,10 @@
 #define HOLD_S 5.0       /* weights no live plan has needed for this long are let go */
 #define HOLD_EVERY_S 1.0
 
-/* A load back in the background (hold_start): a thread loads the model file again while the
- * worker's own thread goes on running the plans it has prepared; the PREPARE it is for gets
- * its READY once the weights are in (finish_load), and PREPAREs that come meanwhile wait. */
+/* A load back in a thread of its own (hold_start): a thread loads the model file again while
+ * the worker's own thread goes on running the plans it has prepared; the PREPARE it is for
+ * (if any) gets its READY once the weights are in (finish_load), and PREPAREs that come
+ * meanwhile wait. hold_weights, which needs the weights at once, waits for it instead. */
 typedef struct background_load {
     pthread_t thread;
     bool running;            /* started and not yet joined */
@@ -46,7 +47,8 @@ typedef struct background_load {
     hs_error err;
     uint64_t digest;         /* the file's, as the thread read it (0 if it could not) */
     bool *need;              /* the nodes whose weights to hold once it is in */
-    uint32_t epoch;          /* the plan waiting for it */
+    bool for_plan;           /* a PREPARE waits for it: plan `epoch` */
+    uint32_t epoch;
     double started;
     int64_t before;          /* weight bytes held before (verbose) */
     uint64_t stages_before;  /* stages run when it started */
@@ -352,27 +354,7 @@ static bool same_bytes(hs_worker *w, uint64_t known, hs_error *err)
     return hs_graph_file_unchanged(w->holder, err) == HS_OK;
 }
 
-static void finish_load(hs_worker *w, bool wait);
-
-/* Holds the weights of needed_nodes(lo, hi), loading back those let go, here and now (a load
- * in the background is finished first); lets the others go. */
-static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
-{
-    if (!w->needed_at)
-        return HS_OK;
-    finish_load(w, true);
-    double now = hs__now();
-    bool *need = needed_nodes(w, lo, hi, now);
-    if (!need)
-        return hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory", w->name);
-    int64_t before = w->verbose ? hs_graph_weight_bytes_held(w->g) : 0;
-    hs_status st = hs_graph_hold_weights(w->holder, need, err);
-    if (st == HS_ERR_CHANGED && same_bytes(w, 0, err))
-        st = hs_graph_hold_weights(w->holder, need, err);
-    held(w, before, st, now);
-    free(need);
-    return st;
-}
+static hs_status finish_load(hs_worker *w, bool wait, hs_error *err);
 
 static void *load_main(void *arg)
 {
@@ -398,16 +380,18 @@ static hs_status load_start(hs_worker *w, hs_error *err)
     return HS_OK;
 }
 
-/* As hold_weights, for the PREPARE of `epoch`, which may run [lo, hi): when weights must be
- * loaded back, lets go of the others and starts loading in the background, and sets *pending
- * (finish_load answers the PREPARE); the plans prepared before go on running meanwhile. */
-static hs_status hold_start(hs_worker *w, int lo, int hi, uint32_t epoch, bool *pending,
+/* Holds the weights of needed_nodes(lo, hi) and lets the others go. When weights must be
+ * loaded back, starts loading them in a thread of its own and sets *pending: finish_load then
+ * moves them in and, for the PREPARE of *epoch (NULL: none), answers it; the plans prepared
+ * before go on running meanwhile. */
+static hs_status hold_start(hs_worker *w, int lo, int hi, const uint32_t *epoch, bool *pending,
                             hs_error *err)
 {
     *pending = false;
     if (!w->needed_at)
         return HS_OK;
-    finish_load(w, true); /* none runs: PREPAREs wait for it (handle_control) */
+    hs_error earlier; /* none runs as a rule: PREPAREs wait for it (handle_control) */
+    finish_load(w, true, &earlier);
     double now = hs__now();
     bool *need = needed_nodes(w, lo, hi, now), missing = false;
     if (!need)
@@ -417,7 +401,8 @@ static hs_status hold_start(hs_worker *w, int lo, int hi, uint32_t epoch, bool *
     if (st == HS_OK && missing && (st = load_start(w, err)) == HS_OK) {
         background_load *L = &w->load;
         L->need = need;
-        L->epoch = epoch;
+        L->for_plan = epoch != NULL;
+        L->epoch = epoch ? *epoch : 0;
         L->started = now;
         L->before = before;
         L->stages_before = w->stages_run;
@@ -428,6 +413,14 @@ static hs_status hold_start(hs_worker *w, int lo, int hi, uint32_t epoch, bool *
     held(w, before, st, now);
     free(need);
     return st;
+}
+
+/* hold_start, here and now: the weights of [lo, hi) are in when it returns HS_OK. */
+static hs_status hold_weights(hs_worker *w, int lo, int hi, hs_error *err)
+{
+    bool pending;
+    hs_status st = hold_start(w, lo, hi, NULL, &pending, err);
+    return pending ? finish_load(w, true, err) : st;
 }
 
 static epoch_slot *find_epoch(hs_worker *w, uint32_t epoch)
@@ -498,7 +491,7 @@ static hs_status prepare(hs_worker *w, const hs_wire_plan *plan, bool *pending, 
     if (stage >= 0) { /* what epoch e needs is loaded before READY(e) */
         int lo, hi;
         slot_range(w, slot, &lo, &hi);
-        hs_status held = hold_start(w, lo, hi, plan->epoch, pending, err);
+        hs_status held = hold_start(w, lo, hi, &plan->epoch, pending, err);
         if (held != HS_OK) {
             slot_clear(slot);
             return held;
@@ -546,46 +539,47 @@ static void answer_prepare(hs_worker *w, const hs_wire_plan *plan)
         send_ready(w, plan->epoch, st, &err);
 }
 
-/* Ends the background load once it is done (wait: now, blocking): moves the weights in (a
- * file that was only touched is loaded once more), and answers the PREPARE that waited. */
-static void finish_load(hs_worker *w, bool wait)
+/* Ends the load hold_start began once it is done (wait: now, blocking): moves the weights in
+ * (a file that was only touched is loaded once more), and answers the PREPARE that waited, if
+ * any. Returns how the load went (HS_OK when none ran), with *err saying why. */
+static hs_status finish_load(hs_worker *w, bool wait, hs_error *err)
 {
     background_load *L = &w->load;
     if (!L->running || (!wait && !atomic_load(&L->done)))
-        return;
+        return HS_OK;
     pthread_join(L->thread, NULL);
     L->running = false;
-    hs_error err = L->err;
+    *err = L->err;
     hs_status st = L->st;
     if (st == HS_OK)
-        st = hs_graph_take_weights(w->holder, L->fresh, L->need, &err); /* frees fresh */
+        st = hs_graph_take_weights(w->holder, L->fresh, L->need, err); /* frees fresh */
     L->fresh = NULL;
-    if (st == HS_ERR_CHANGED && !L->retried && same_bytes(w, L->digest, &err)) {
+    if (st == HS_ERR_CHANGED && !L->retried && same_bytes(w, L->digest, err)) {
         L->retried = true;
-        if ((st = load_start(w, &err)) == HS_OK) {
-            if (wait)
-                finish_load(w, true);
-            return;
-        }
+        if ((st = load_start(w, err)) == HS_OK)
+            return wait ? finish_load(w, true, err) : HS_OK;
     }
     double now = hs__now();
+    char plan[32] = "";
+    if (L->for_plan)
+        snprintf(plan, sizeof plan, "plan %u: ", L->epoch);
     if (w->verbose && st == HS_OK)
-        fprintf(stderr, "worker %s: plan %u: weights loaded back in %.0f ms, %s; %llu stages "
-                "run meanwhile\n", w->name, L->epoch, 1e3 * (now - L->started),
+        fprintf(stderr, "worker %s: %sweights loaded back in %.0f ms, %s; %llu stages run "
+                "meanwhile\n", w->name, plan, 1e3 * (now - L->started),
                 wait ? "waited for at the end" : "in the background",
                 (unsigned long long)(w->stages_run - L->stages_before));
     held(w, L->before, st, now);
     free(L->need);
     L->need = NULL;
-    epoch_slot *slot = find_epoch(w, L->epoch);
+    epoch_slot *slot = L->for_plan ? find_epoch(w, L->epoch) : NULL;
     if (!slot || !slot->loading)
-        return; /* retired meanwhile: the coordinator has moved on */
+        return st; /* none waits, or retired meanwhile: the coordinator has moved on */
     slot->loading = false;
-    if (st == HS_OK)
-        st = prepare_rest(w, slot, &err);
-    else
+    hs_status ready = st == HS_OK ? prepare_rest(w, slot, err) : st;
+    if (st != HS_OK)
         slot_clear(slot);
-    send_ready(w, L->epoch, st, &err);
+    send_ready(w, L->epoch, ready, err);
+    return st;
 }
 
 /* The PREPARE that waited for a background load: the newest one only. The coordinator waits
@@ -1286,7 +1280,8 @@ hs_status hs_worker_run(hs_worker *w, hs_error *err)
             return no_answer(w, err);
         if (now - w->last_telemetry >= TELEMETRY_EVERY_S)
             flush_telemetry(w, now);
-        finish_load(w, false);
+        hs_error load_err; /* a failed load is told in its READY */
+        finish_load(w, false, &load_err);
         answer_waiting(w);
         hs_error hold_err;
         if (w->needed_at && !w->hold_failed && !w->load.running &&
