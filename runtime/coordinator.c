@@ -520,8 +520,11 @@ static void dispatch(hs_coordinator *c, request *r, bool fresh, double now)
     if (!sock)
         return;
     atomic_fetch_add(&r->input->refs, 1);
-    if (hs_msg_send(sock, NULL, m, input_release, r->input, ZMQ_DONTWAIT, &err) == HS_OK)
-        r->waiting = false;
+    if (hs_msg_send(sock, NULL, m, input_release, r->input, ZMQ_DONTWAIT, &err) != HS_OK)
+        return;
+    r->waiting = false;
+    if (cut == 0 && c->o.elastic > 0)
+        atomic_fetch_add_explicit(&c->elastic.sent, 1, memory_order_relaxed);
 }
 
 static void reply(hs_coordinator *c, const char *client, uint64_t tag, hs_status status,

@@ -85,13 +85,16 @@ const char *hs__plan_endpoint(const hs_wire_plan *p, const char *device);
  * each hand-off's request id into `ring` (it alone writes; `handed` counts them), and the
  * coordinator, on every turn of its loop, marks those requests as at stage 1 until they are
  * answered, re-issued or given up, and publishes how many are, with how many hand-offs it had
- * read then (`published`: read << 16 | at stage 1). The source adds the hand-offs since. */
+ * read then (`published`: read << 16 | at stage 1). The source adds the hand-offs since.
+ * The requests waiting at the source are counted the same way: the coordinator counts those
+ * it sent to the source (`sent`), the source those it took off its data socket (`taken`). */
 #define HS_ELASTIC_RING 1024
 typedef struct hs__elastic {
     double window;                      /* the share of the model's FLOPs either side */
     _Atomic uint64_t ring[HS_ELASTIC_RING];
     _Atomic uint64_t handed;
     _Atomic uint64_t published;
+    _Atomic uint64_t sent, taken;       /* requests sent to the source, and taken by it */
     _Atomic uint64_t early, late;       /* hand-offs before and after the plan's cut */
 } hs__elastic;
 

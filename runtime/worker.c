@@ -904,6 +904,15 @@ static uint64_t stage1_backlog(hs__elastic *el)
     return at + (handed > read ? handed - read : 0);
 }
 
+/* Requests waiting at the source behind the one it runs (see hs__elastic). The coordinator
+ * counts a send just after the source may have taken it: a moment's deficit reads as 0. */
+static uint64_t source_waiting(hs__elastic *el)
+{
+    uint64_t taken = atomic_load_explicit(&el->taken, memory_order_relaxed);
+    uint64_t sent = atomic_load_explicit(&el->sent, memory_order_relaxed);
+    return sent > taken ? sent - taken : 0;
+}
+
 /* Runs slot's (elastic) stage 0 on inputs: one part after another, handing over before the
  * plan's cut only to an idle stage 1, from it on when stage 1 has nothing waiting, at the
  * window's end at the latest. Sets *x to the executor that produced outputs,
@@ -928,7 +937,9 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
         if (i + 1 == slot->n_at)
             break;
         uint64_t backlog = stage1_backlog(w->elastic);
-        if (i < slot->nominal ? backlog == 0 : backlog <= 1)
+        bool queue_here = source_waiting(w->elastic) > 0;
+        if (i < slot->nominal ? backlog == 0 || (backlog == 1 && queue_here)
+                              : backlog <= 1 || queue_here)
             break;
         memcpy(cut, outputs, (size_t)hs_exec_output_count(*x) * sizeof *cut);
         *x = slot->part[i + 1];
@@ -1229,6 +1240,8 @@ static bool handle_one_data(hs_worker *w)
     hs_status st = hs_msg_recv(w->data, NULL, 0, w->in, ZMQ_DONTWAIT, &merr);
     if (st == HS_ERR_IO)
         return false;
+    if (w->elastic)
+        atomic_fetch_add_explicit(&w->elastic->taken, 1, memory_order_relaxed);
     if (st == HS_OK) {
         handle_data(w, w->in);
         hs_msg_close(w->in);
