@@ -98,6 +98,11 @@ typedef struct hs__elastic {
     _Atomic uint64_t early, late;       /* hand-offs before and after the plan's cut */
 } hs__elastic;
 
+/* The source's rule, at a cut of its window: hand the request over here? Before the plan's
+ * cut, to an idle stage 1, or to one holding a single request while others wait at the source;
+ * from the plan's cut on, when stage 1 has nothing waiting or others wait at the source. */
+bool hs__elastic_hand_over(bool before_cut, uint64_t at_stage1, uint64_t waiting_here);
+
 /* Worker internals the coordinator uses to run the source device's worker in a thread,
  * sharing its ZeroMQ context (inproc endpoints) and its loaded graph; `elastic` (owned by
  * the coordinator, NULL: off) makes it hand off elastically. Unless o->hold_all_weights, the

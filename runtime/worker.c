@@ -913,11 +913,16 @@ static uint64_t source_waiting(hs__elastic *el)
     return sent > taken ? sent - taken : 0;
 }
 
-/* Runs slot's (elastic) stage 0 on inputs: one part after another, handing over before the
- * plan's cut to an idle stage 1, or to one with a single request when others wait here; from
- * the cut on when stage 1 has nothing waiting or others wait here; at the window's end at the
- * latest. Measured: a stage 1 that got work early only when idle idled 6-8% of its core while
- * the source's was full. Sets *x to the executor that produced outputs,
+bool hs__elastic_hand_over(bool before_cut, uint64_t at_stage1, uint64_t waiting_here)
+{
+    /* Measured: a stage 1 that got work early only when idle idled 6-8% of its core while the
+     * source's was full (it also receives every input). */
+    return before_cut ? at_stage1 == 0 || (at_stage1 == 1 && waiting_here > 0)
+                      : at_stage1 <= 1 || waiting_here > 0;
+}
+
+/* Runs slot's (elastic) stage 0 on inputs: one part after another, handing over where
+ * hs__elastic_hand_over says, at the window's end at the latest. Sets *x to the executor that produced outputs,
  * *to to the node they are for, and *own_s to the time to the plan's cut (-1: handed over
  * before it). */
 static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
@@ -938,10 +943,8 @@ static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *in
             *own_s = hs__now() - t0;
         if (i + 1 == slot->n_at)
             break;
-        uint64_t backlog = stage1_backlog(w->elastic);
-        bool queue_here = source_waiting(w->elastic) > 0;
-        if (i < slot->nominal ? backlog == 0 || (backlog == 1 && queue_here)
-                              : backlog <= 1 || queue_here)
+        if (hs__elastic_hand_over(i < slot->nominal, stage1_backlog(w->elastic),
+                                  source_waiting(w->elastic)))
             break;
         memcpy(cut, outputs, (size_t)hs_exec_output_count(*x) * sizeof *cut);
         *x = slot->part[i + 1];

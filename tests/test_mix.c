@@ -6,7 +6,8 @@
  * (hs_plan_mix). Every answer must still equal a single-device run bit for bit, once per
  * request, whichever plan ran it. With hs_coordinator_opts.no_mix (`--no-mix`) nothing mixes.
  * With hs_coordinator_opts.elastic, on four MatMuls and a residual Add (x crosses every cut),
- * the source hands requests over before and after the plan's cut instead, and nothing mixes.
+ * the source hands requests over before and after the plan's cut instead, and nothing mixes;
+ * the rule it hands over by is also checked case by case (hs__elastic_hand_over).
  */
 #define _DEFAULT_SOURCE
 #include <criterion/criterion.h>
@@ -19,6 +20,7 @@
 
 #include "hotsplit/runtime.h"
 #include "in_process.h"
+#include "runtime_impl.h"
 #include "onnx_build.h"
 
 #define K 384        /* x is 1 x K; each node multiplies by a K x K matrix */
@@ -249,4 +251,19 @@ Test(elastic, requests_handed_over_before_and_after_the_cut_are_answered_exactly
     cr_assert_eq(st.answered, st.admitted);
     cr_assert_eq(st.duplicates + st.failed + st.bad_messages, 0);
     cr_assert_eq(st.mixed, 0, "elastic hand-off replaces plan mixing");
+}
+
+/* The source's rule, cut by cut: before the plan's cut it hands over to an idle stage 1, or to
+ * one holding a single request while others wait at the source (the previous rule, idle only,
+ * left stage 1 idle 6-8% of its core while the source's was full); from the plan's cut on
+ * when stage 1 has nothing waiting, or others wait at the source. */
+Test(elastic_rule, stage_one_gets_work_early_when_the_source_has_a_queue)
+{
+    cr_assert(hs__elastic_hand_over(true, 0, 0), "idle stage 1, before the cut");
+    cr_assert(!hs__elastic_hand_over(true, 1, 0), "busy stage 1, nothing waiting here");
+    cr_assert(hs__elastic_hand_over(true, 1, 1), "one at stage 1, one waiting here");
+    cr_assert(!hs__elastic_hand_over(true, 2, 3), "stage 1 has a queue of its own");
+    cr_assert(hs__elastic_hand_over(false, 1, 0), "from the cut, stage 1 without a queue");
+    cr_assert(!hs__elastic_hand_over(false, 2, 0), "runs on while stage 1 has a queue");
+    cr_assert(hs__elastic_hand_over(false, 2, 1), "does not run on while others wait here");
 }
