@@ -922,9 +922,9 @@ bool hs__elastic_hand_over(bool before_cut, uint64_t at_stage1, uint64_t waiting
 }
 
 /* Runs slot's (elastic) stage 0 on inputs: one part after another, handing over where
- * hs__elastic_hand_over says, at the window's end at the latest. Sets *x to the executor that produced outputs,
- * *to to the node they are for, and *own_s to the time to the plan's cut (-1: handed over
- * before it). */
+ * hs__elastic_hand_over says, at the window's end at the latest. Sets *x to the executor that
+ * produced outputs, *to to the node they are for, and *own_s to the time to the plan's cut
+ * (-1: handed over before it). */
 static hs_status run_elastic(hs_worker *w, epoch_slot *slot, const hs_tensor *inputs, int n_in,
                              hs_tensor *outputs, hs_exec **x, int *to, double *own_s,
                              hs_error *err)
