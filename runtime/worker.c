@@ -711,16 +711,13 @@ static hs_status fetch_model(hs_worker *w, const char *cache, hs_error *err)
             (st = await_answer(w, HS_MSG_MODEL_CHUNK, err)))
             break;
         const hs_msg *m = w->in;
-        if (!file && cache && in_cache(cache, m->model_digest, m->total)) {
-            total = m->total;
-            digest = m->model_digest;
-            cached = true;
-            hs_msg_close(w->in);
-            break;
-        }
         if (!file) {
             total = m->total;
             digest = m->model_digest;
+            if (cache && (cached = in_cache(cache, digest, total))) {
+                hs_msg_close(w->in);
+                break;
+            }
             if (!(file = malloc(total ? (size_t)total : 1)))
                 st = hs_error_set(err, HS_ERR_NOMEM, "worker %s: out of memory for a "
                                       "model of %llu bytes", w->name, (unsigned long long)total);
