@@ -8,6 +8,14 @@ packages=(
   libonnx-dev protobuf-c-compiler libprotobuf-c-dev libcyaml-dev libyaml-dev
   libonnx-testdata gnuplot-nox iproute2 python3 bsdextrautils
 )
+# With --tests, also what only the tests need: PyTorch and torchvision (about 1.4 GB), to
+# export each CNN family to ONNX and check hotsplit against PyTorch's own outputs.
+if [ "${1:-}" = --tests ]; then
+  packages+=(python3-torch python3-torchvision)
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/setup.sh [--tests]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-scripts/setup.sh
+scripts/setup.sh --tests
 scripts/build.sh build -DHS_WERROR=ON
 echo "== tests (build/)"
 (cd build && ctest --output-on-failure --timeout 900)
