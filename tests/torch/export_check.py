@@ -72,7 +72,8 @@ def build(name):
     return model.eval()
 
 
-def check(hotsplit, out_dir, family, name, folded, tolerance):
+def check(hotsplit, out_dir, family, name, tolerance):
+    """Rows for `name` exported with PyTorch's constant folding on, then off (see main)."""
     model = build(name)
     torch.manual_seed(2)
     x = torch.randn(1, 3, 224, 224)
@@ -84,39 +85,40 @@ def check(hotsplit, out_dir, family, name, folded, tolerance):
     # logits are what the biases alone give, and the check below would pass whatever the
     # layers computed from the input.
     input_effect = float(np.max(np.abs(want - blank))) / scale if scale > 0 else 0.0
-    onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    t0 = time.time()
-    torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"],
-                      output_names=["logits"], do_constant_folding=folded)
-    export_s = time.time() - t0
     in_path = os.path.join(out_dir, f"{name}.in.f32")
-    out_path = os.path.join(out_dir, f"{name}.out.f32")
     x.numpy().astype("<f4").tofile(in_path)
-    if os.path.exists(out_path):
-        os.remove(out_path)
-    run = subprocess.run([hotsplit, "infer", onnx_path, "--input", in_path, "--output", out_path,
-                          "--repeat", "1"], capture_output=True, text=True)
-    row = {"family": family, "model": name, "opset": 13, "folded_by_pytorch": folded,
-           "params": sum(p.numel() for p in model.parameters()),
-           "onnx_bytes": os.path.getsize(onnx_path), "export_s": round(export_s, 2)}
-    if run.returncode != 0:
-        lines = (run.stderr or run.stdout).strip().splitlines()
-        row.update(ok=False, error=lines[-1] if lines else f"exit {run.returncode}")
-        return row
-    got = np.fromfile(out_path, dtype="<f4")
-    if got.shape != want.shape:
-        row.update(ok=False, error=f"{got.size} outputs, PyTorch gave {want.size}")
-        return row
-    diff = float(np.max(np.abs(got - want))) / scale if scale > 0 else float("inf")
-    top1 = bool(np.argmax(got) == np.argmax(want))
-    row.update(ok=bool(diff <= tolerance and top1 and input_effect >= MIN_INPUT_EFFECT),
-               max_abs_logit=scale, input_effect=input_effect, rel_diff=diff,
-               top1_agrees=top1, error="")
-    if input_effect < MIN_INPUT_EFFECT:
-        row["error"] = (f"degenerate: the input decides {input_effect:.1e} of the largest "
-                        "logit, the biases the rest, so the check would check nothing")
-    os.remove(onnx_path)  # the large ones (vgg16: 528 MB) are not kept
-    return row
+    for folded in (True, False):
+        onnx_path = os.path.join(out_dir, f"{name}.onnx")
+        out_path = os.path.join(out_dir, f"{name}.out.f32")
+        t0 = time.time()
+        torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"],
+                          output_names=["logits"], do_constant_folding=folded)
+        export_s = time.time() - t0
+        if os.path.exists(out_path):
+            os.remove(out_path)
+        run = subprocess.run([hotsplit, "infer", onnx_path, "--input", in_path, "--output",
+                              out_path, "--repeat", "1"], capture_output=True, text=True)
+        row = {"family": family, "model": name, "opset": 13, "folded_by_pytorch": folded,
+               "params": sum(p.numel() for p in model.parameters()),
+               "onnx_bytes": os.path.getsize(onnx_path), "export_s": round(export_s, 2),
+               "max_abs_logit": scale, "input_effect": input_effect}
+        got = np.fromfile(out_path, dtype="<f4") if run.returncode == 0 else None
+        if got is None:  # the file stays, to look into
+            lines = (run.stderr or run.stdout).strip().splitlines()
+            row.update(ok=False, error=lines[-1] if lines else f"exit {run.returncode}")
+        elif got.shape != want.shape:
+            row.update(ok=False, error=f"{got.size} outputs, PyTorch gave {want.size}")
+        else:
+            diff = float(np.max(np.abs(got - want))) / scale if scale > 0 else float("inf")
+            top1 = bool(np.argmax(got) == np.argmax(want))
+            row.update(ok=bool(diff <= tolerance and top1 and input_effect >= MIN_INPUT_EFFECT),
+                       rel_diff=diff, top1_agrees=top1, error="")
+            if input_effect < MIN_INPUT_EFFECT:
+                row["error"] = (f"degenerate: the input decides {input_effect:.1e} of the "
+                                "largest logit, the biases the rest, so the check would check "
+                                "nothing")
+            os.remove(onnx_path)  # the large ones (vgg16: 528 MB) are not kept
+        yield row
 
 
 def main():
@@ -139,18 +141,20 @@ def main():
     # Each model twice: as torch.onnx.export writes it by default (constants folded), and
     # unfolded, with the Shape/Gather/Unsqueeze/Concat chains that feed Reshape left for
     # hotsplit's loader to fold.
-    todo = [(f, n, folded) for f, n in FAMILIES if not wanted or n in wanted
-            for folded in (True, False)]
-    for i, (family, name, folded) in enumerate(todo, 1):
-        row = check(a.hotsplit, a.out_dir, family, name, folded, a.tolerance)
-        rows.append(row)
-        detail = row["error"] or (
-            f"rel diff {row['rel_diff']:.1e}, input effect {row['input_effect']:.2f}, top-1 "
-            f"{'agrees' if row['top1_agrees'] else 'differs'}")
-        print(f"[{i}/{len(todo)}] {family:14} {name:19} {'folded  ' if folded else 'unfolded'} "
-              f"{'ok  ' if row['ok'] else 'FAIL'} {detail}", flush=True)
-    fields = ["family", "model", "opset", "folded_by_pytorch", "params", "onnx_bytes", "export_s", "ok",
-              "max_abs_logit", "input_effect", "rel_diff", "top1_agrees", "error"]
+    todo = [(f, n) for f, n in FAMILIES if not wanted or n in wanted]
+    count = 2 * len(todo)
+    for family, name in todo:
+        for row in check(a.hotsplit, a.out_dir, family, name, a.tolerance):
+            rows.append(row)
+            detail = row["error"] or (
+                f"rel diff {row['rel_diff']:.1e}, input effect {row['input_effect']:.2f}, top-1 "
+                f"{'agrees' if row['top1_agrees'] else 'differs'}")
+            print(f"[{len(rows)}/{count}] {family:14} {name:19} "
+                  f"{'folded  ' if row['folded_by_pytorch'] else 'unfolded'} "
+                  f"{'ok  ' if row['ok'] else 'FAIL'} {detail}", flush=True)
+    fields = ["family", "model", "opset", "folded_by_pytorch", "params", "onnx_bytes",
+              "export_s", "ok", "max_abs_logit", "input_effect", "rel_diff", "top1_agrees",
+              "error"]
     with open(os.path.join(a.out_dir, "torch_check.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
