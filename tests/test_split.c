@@ -1,7 +1,8 @@
 /*
  * The property every later part of hotsplit stands on: running nodes [0,k) and then [k,n),
  * handing over the tensors of the cut, gives a result bit-identical to running [0,n) at once,
- * for every k of every zoo model. So do parts of one executor (hs_exec_new_part): [k,n) in
+ * for every k of every zoo model, and of five PyTorch exports whose graphs branch in ways the
+ * zoo's do not. So do parts of one executor (hs_exec_new_part): [k,n) in
  * the arena of [k/2,n), its cut copied in, and the n one-node parts of [0,n) chained in
  * place. Models are written once into HS_TEST_MODEL_DIR.
  */
@@ -79,10 +80,9 @@ static void expect_chained_parts(const hs_graph *g, const hs_tensor *in, const h
     hs_exec_free(base);
 }
 
-static void check_every_cut(const char *name)
+static void check_every_cut_of(hs_graph *g, const char *name)
 {
     hs_set_threads(1);
-    hs_graph *g = zoo_model(name);
     int n = hs_graph_node_count(g);
     hs_tensor in;
     hs_graph_input(g, 0, &in);
@@ -121,6 +121,22 @@ static void check_every_cut(const char *name)
     free(whole[0].data);
     free(data);
     hs_graph_free(g);
+}
+
+static void check_every_cut(const char *name) { check_every_cut_of(zoo_model(name), name); }
+
+/* The same for PyTorch's own export of torchvision's `name`, kept by the torch_exports test
+ * (tests/torch/export_check.py) in HS_TORCH_MODEL_DIR; skipped when that test did not run. */
+static void check_every_cut_torch(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.kept.onnx", HS_TORCH_MODEL_DIR, name);
+    if (access(path, R_OK) != 0)
+        cr_skip_test("%s: no PyTorch export (the torch_exports test writes it)", path);
+    hs_graph *g;
+    hs_error err = {0};
+    cr_assert_eq(hs_graph_load_onnx(path, NULL, &g, &err), HS_OK, "%s", err.msg);
+    check_every_cut_of(g, name);
 }
 
 TestSuite(split, .timeout = 600);
@@ -295,3 +311,11 @@ Test(split, mobilenet_v2) { check_every_cut("mobilenet_v2"); }
 Test(split, efficientnet_b0) { check_every_cut("efficientnet_b0"); }
 Test(split, vgg16) { check_every_cut("vgg16"); }
 Test(split, alexnet) { check_every_cut("alexnet"); }
+
+/* Branchy graphs from PyTorch's exporter: inception branches, channel split and shuffle, fire
+ * modules, squeeze-and-excitation. */
+Test(split, torch_googlenet) { check_every_cut_torch("googlenet"); }
+Test(split, torch_shufflenet_v2) { check_every_cut_torch("shufflenet_v2_x1_0"); }
+Test(split, torch_squeezenet1_1) { check_every_cut_torch("squeezenet1_1"); }
+Test(split, torch_mobilenet_v3_small) { check_every_cut_torch("mobilenet_v3_small"); }
+Test(split, torch_regnet_y_400mf) { check_every_cut_torch("regnet_y_400mf"); }

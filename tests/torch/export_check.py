@@ -8,7 +8,8 @@ of the largest logit's magnitude: hotsplit folds BatchNormalization into the con
 runs convolutions as im2col + GEMM, so it sums in another order than PyTorch.
 
 usage: export_check.py HOTSPLIT OUT_DIR [--models a,b,...] [--tolerance T]
-Writes OUT_DIR/torch_check.csv and .json; exits 0 when every model matches, 1 when one does not,
+Writes OUT_DIR/torch_check.csv and .json, and keeps OUT_DIR/NAME.kept.onnx of the models
+test_split checks (KEPT_FOR_SPLIT); exits 0 when every model matches, 1 when one does not,
 77 (CTest's skip) when this Python has no torch or torchvision (scripts/setup.sh installs both).
 """
 import argparse
@@ -47,6 +48,13 @@ FAMILIES = [
 
 # The least share of the largest logit that the input must decide for a check to count.
 MIN_INPUT_EFFECT = 0.05
+
+
+# Exports kept in OUT_DIR (PyTorch's default, folded one) for test_split, which checks every
+# cut of them: the branchy graphs the zoo does not have (inception branches, channel split
+# and shuffle, fire modules, squeeze-and-excitation).
+KEPT_FOR_SPLIT = {"googlenet", "shufflenet_v2_x1_0", "squeezenet1_1", "mobilenet_v3_small",
+                  "regnet_y_400mf"}
 
 
 def build(name):
@@ -117,7 +125,10 @@ def check(hotsplit, out_dir, family, name, tolerance):
                 row["error"] = (f"degenerate: the input decides {input_effect:.1e} of the "
                                 "largest logit, the biases the rest, so the check would check "
                                 "nothing")
-            os.remove(onnx_path)  # the large ones (vgg16: 528 MB) are not kept
+            if folded and name in KEPT_FOR_SPLIT:
+                os.replace(onnx_path, os.path.join(out_dir, f"{name}.kept.onnx"))
+            else:
+                os.remove(onnx_path)  # the large ones (vgg16: 528 MB) are not kept
         yield row
 
 
