@@ -10,7 +10,7 @@ packages=(
 )
 # With --tests, also what only the tests need: PyTorch and torchvision (about 1.4 GB), to
 # export each CNN family to ONNX and check hotsplit against PyTorch's own outputs.
-if [ "${1:-}" = --tests ]; then
+if [ $# -eq 1 ] && [ "$1" = --tests ]; then
   packages+=(python3-torch python3-torchvision)
 elif [ $# -gt 0 ]; then
   echo "usage: scripts/setup.sh [--tests]" >&2

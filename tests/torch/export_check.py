@@ -10,11 +10,13 @@ runs convolutions as im2col + GEMM, so it sums in another order than PyTorch.
 usage: export_check.py HOTSPLIT OUT_DIR [--models a,b,...] [--tolerance T]
 Writes OUT_DIR/torch_check.csv and .json, and keeps OUT_DIR/NAME.kept.onnx of the models
 test_split checks (KEPT_FOR_SPLIT); exits 0 when every model matches, 1 when one does not,
-77 (CTest's skip) when this Python has no torch or torchvision (scripts/setup.sh installs both).
+77 (CTest's skip) when this Python has no torch or torchvision (scripts/setup.sh --tests
+installs both), or 1 then if HS_REQUIRE_TORCH=1.
 """
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,9 +27,13 @@ try:
     import torch
     import torchvision
 except ImportError as e:
-    print(f"export_check: skipped: {e.name} is not installed for {sys.executable} "
-          "(scripts/setup.sh installs python3-torch and python3-torchvision)")
-    sys.exit(77)
+    # scripts/test.sh sets HS_REQUIRE_TORCH=1: there, where it installs them, a missing
+    # PyTorch fails the test instead of skipping it.
+    required = os.environ.get("HS_REQUIRE_TORCH") == "1"
+    print(f"export_check: {'failed' if required else 'skipped'}: {e.name or e} is not "
+          f"installed for {sys.executable} (scripts/setup.sh --tests installs python3-torch "
+          "and python3-torchvision)")
+    sys.exit(1 if required else 77)
 
 # One or more models per family the issue names, the smallest standard variant first.
 FAMILIES = [
@@ -80,8 +86,40 @@ def build(name):
     return model.eval()
 
 
+def run_export(hotsplit, onnx_path, in_path, out_path, want, scale, input_effect, tolerance):
+    """Runs `hotsplit infer` on one export and returns the row's verdict fields."""
+    if os.path.exists(out_path):
+        os.remove(out_path)
+    try:
+        run = subprocess.run([hotsplit, "infer", onnx_path, "--input", in_path, "--output",
+                              out_path, "--repeat", "1"], capture_output=True, text=True)
+    except OSError as e:
+        return {"ok": False, "error": f"{hotsplit}: {e.strerror}"}
+    if run.returncode != 0 or not os.path.exists(out_path):
+        lines = (run.stderr or run.stdout).strip().splitlines()
+        return {"ok": False, "error": lines[-1] if lines else f"exit {run.returncode}, no output"}
+    got = np.fromfile(out_path, dtype="<f4")
+    if got.shape != want.shape:
+        return {"ok": False, "error": f"{got.size} outputs, PyTorch gave {want.size}"}
+    diff = float(np.max(np.abs(got - want))) / scale if scale > 0 else float("nan")
+    top1 = bool(np.argmax(got) == np.argmax(want))
+    verdict = {"ok": bool(diff <= tolerance and top1 and input_effect >= MIN_INPUT_EFFECT),
+               "rel_diff": diff if np.isfinite(diff) else None, "top1_agrees": top1,
+               "error": ""}
+    if not np.isfinite(diff):
+        verdict["error"] = "the logits are not finite, or PyTorch's are all 0"
+    elif input_effect < MIN_INPUT_EFFECT:
+        verdict["error"] = (f"degenerate: the input decides {input_effect:.1e} of the largest "
+                            "logit, the biases the rest, so the check would check nothing")
+    return verdict
+
+
 def check(hotsplit, out_dir, family, name, tolerance):
-    """Rows for `name` exported with PyTorch's constant folding on, then off (see main)."""
+    """Rows for `name` exported with PyTorch's constant folding on, then off (see main). An
+    unfolded export byte for byte the same as the folded one is not run again."""
+    kept = os.path.join(out_dir, f"{name}.kept.onnx")
+    if os.path.exists(kept):
+        os.remove(kept)  # test_split must never check a stale file
     model = build(name)
     torch.manual_seed(2)
     x = torch.randn(1, 3, 224, 224)
@@ -94,42 +132,81 @@ def check(hotsplit, out_dir, family, name, tolerance):
     # layers computed from the input.
     input_effect = float(np.max(np.abs(want - blank))) / scale if scale > 0 else 0.0
     in_path = os.path.join(out_dir, f"{name}.in.f32")
+    out_path = os.path.join(out_dir, f"{name}.out.f32")
     x.numpy().astype("<f4").tofile(in_path)
-    for folded in (True, False):
-        onnx_path = os.path.join(out_dir, f"{name}.onnx")
-        out_path = os.path.join(out_dir, f"{name}.out.f32")
-        t0 = time.time()
-        torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"],
-                          output_names=["logits"], do_constant_folding=folded)
-        export_s = time.time() - t0
-        if os.path.exists(out_path):
-            os.remove(out_path)
-        run = subprocess.run([hotsplit, "infer", onnx_path, "--input", in_path, "--output",
-                              out_path, "--repeat", "1"], capture_output=True, text=True)
-        row = {"family": family, "model": name, "opset": 13, "folded_by_pytorch": folded,
-               "params": sum(p.numel() for p in model.parameters()),
-               "onnx_bytes": os.path.getsize(onnx_path), "export_s": round(export_s, 2),
-               "max_abs_logit": scale, "input_effect": input_effect}
-        got = np.fromfile(out_path, dtype="<f4") if run.returncode == 0 else None
-        if got is None:  # the file stays, to look into
-            lines = (run.stderr or run.stdout).strip().splitlines()
-            row.update(ok=False, error=lines[-1] if lines else f"exit {run.returncode}")
-        elif got.shape != want.shape:
-            row.update(ok=False, error=f"{got.size} outputs, PyTorch gave {want.size}")
-        else:
-            diff = float(np.max(np.abs(got - want))) / scale if scale > 0 else float("inf")
-            top1 = bool(np.argmax(got) == np.argmax(want))
-            row.update(ok=bool(diff <= tolerance and top1 and input_effect >= MIN_INPUT_EFFECT),
-                       rel_diff=diff, top1_agrees=top1, error="")
-            if input_effect < MIN_INPUT_EFFECT:
-                row["error"] = (f"degenerate: the input decides {input_effect:.1e} of the "
-                                "largest logit, the biases the rest, so the check would check "
-                                "nothing")
-            if folded and name in KEPT_FOR_SPLIT:
-                os.replace(onnx_path, os.path.join(out_dir, f"{name}.kept.onnx"))
-            else:
+    folded_bytes = None
+    try:
+        for folded in (True, False):
+            onnx_path = os.path.join(out_dir, f"{name}.{'folded' if folded else 'unfolded'}.onnx")
+            row = {"family": family, "model": name, "opset": 13, "folded_by_pytorch": folded,
+                   "params": sum(p.numel() for p in model.parameters()),
+                   "max_abs_logit": scale, "input_effect": input_effect}
+            t0 = time.time()
+            try:
+                torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"],
+                                  output_names=["logits"], do_constant_folding=folded)
+            except Exception as e:  # PyTorch's exporter raises many kinds
+                row.update(ok=False, error=f"torch.onnx.export: {type(e).__name__}: {e}")
+                yield row
+                continue
+            with open(onnx_path, "rb") as f:
+                content = f.read()
+            row.update(onnx_bytes=len(content), onnx_nodes=count_nodes(content),
+                       export_s=round(time.time() - t0, 2))
+            if not folded and content == folded_bytes:
+                os.remove(onnx_path)
+                row.update(ok=True, same_as_folded=True, error="")
+                yield row
+                continue
+            row["same_as_folded"] = False
+            folded_bytes = content if folded else None
+            row.update(run_export(hotsplit, onnx_path, in_path, out_path, want, scale,
+                                  input_effect, tolerance))
+            if row["ok"] and folded and name in KEPT_FOR_SPLIT:
+                os.replace(onnx_path, kept)
+            elif row["ok"]:
                 os.remove(onnx_path)  # the large ones (vgg16: 528 MB) are not kept
-        yield row
+            # a file hotsplit failed on stays, to look into
+            yield row
+    finally:
+        for path in (in_path, out_path):
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def count_nodes(content):
+    """The number of nodes in an ONNX file's graph, read off the protobuf wire format
+    (ModelProto.graph is field 7, GraphProto.node field 1) without an ONNX package."""
+    def fields(b):
+        i = 0
+        while i < len(b):
+            key, i = varint(b, i)
+            kind = key & 7
+            if kind == 0:
+                _, i = varint(b, i)
+                yield key >> 3, None
+            elif kind == 2:
+                size, i = varint(b, i)
+                yield key >> 3, b[i:i + size]
+                i += size
+            elif kind in (1, 5):
+                i += 8 if kind == 1 else 4
+                yield key >> 3, None
+            else:
+                raise ValueError(f"wire type {kind}")
+
+    def varint(b, i):
+        value = shift = 0
+        while True:
+            byte = b[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, i
+
+    graph = next(v for f, v in fields(content) if f == 7)
+    return sum(1 for f, _ in fields(graph) if f == 1)
 
 
 def main():
@@ -157,24 +234,32 @@ def main():
     for family, name in todo:
         for row in check(a.hotsplit, a.out_dir, family, name, a.tolerance):
             rows.append(row)
-            detail = row["error"] or (
-                f"rel diff {row['rel_diff']:.1e}, input effect {row['input_effect']:.2f}, top-1 "
-                f"{'agrees' if row['top1_agrees'] else 'differs'}")
+            if row.get("same_as_folded"):
+                detail = "the same file as the folded export: not run again"
+            else:
+                detail = row["error"] or (
+                    f"rel diff {row['rel_diff']:.1e}, input effect {row['input_effect']:.2f}, "
+                    f"top-1 {'agrees' if row['top1_agrees'] else 'differs'}, "
+                    f"{row['onnx_nodes']} nodes")
             print(f"[{len(rows)}/{count}] {family:14} {name:19} "
                   f"{'folded  ' if row['folded_by_pytorch'] else 'unfolded'} "
                   f"{'ok  ' if row['ok'] else 'FAIL'} {detail}", flush=True)
-    fields = ["family", "model", "opset", "folded_by_pytorch", "params", "onnx_bytes",
-              "export_s", "ok", "max_abs_logit", "input_effect", "rel_diff", "top1_agrees",
-              "error"]
+    fields = ["family", "model", "opset", "folded_by_pytorch", "same_as_folded", "params",
+              "onnx_bytes", "onnx_nodes", "export_s", "ok", "max_abs_logit", "input_effect",
+              "rel_diff", "top1_agrees", "error"]
     with open(os.path.join(a.out_dir, "torch_check.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
     with open(os.path.join(a.out_dir, "torch_check.json"), "w") as f:
-        json.dump(rows, f, indent=1)
+        finite = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
+                   for k, v in r.items()} for r in rows]
+        json.dump(finite, f, indent=1, allow_nan=False)
     failed = [r["model"] + ("" if r["folded_by_pytorch"] else " (unfolded)")
               for r in rows if not r["ok"]]
-    print(f"export_check: {len(rows) - len(failed)} of {len(rows)} PyTorch exports match PyTorch"
+    distinct = [r for r in rows if not r.get("same_as_folded")]
+    print(f"export_check: {len(distinct) - len(failed)} of {len(distinct)} distinct PyTorch "
+          f"exports of {len(todo)} models match PyTorch"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
