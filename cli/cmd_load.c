@@ -300,8 +300,9 @@ static int run(const load_opts *o)
     bool refused = false;
     while (now_s() < end && (int)ls.sent < ls.max_requests && !interrupted) {
         double now = now_s();
+        /* A rate sends what falls due before the end: R x S requests at a fixed rate. */
         bool due = o->concurrency > 0 ? ls.sent - ls.answered < (uint64_t)o->concurrency
-                                      : now >= next;
+                                      : now >= next && next < end;
         if (due) {
             uint64_t id;
             /* The inputs outlive the client and the embedded coordinator (freed after both):
@@ -314,7 +315,10 @@ static int run(const load_opts *o)
             }
             ls.sent_at[id] = now;
             ls.sent++;
-            next += o->poisson ? -log(uniform01(&rng)) / o->rate : 1.0 / o->rate;
+            /* at a fixed rate the k-th is due at start + k / R, not at a sum of k steps,
+             * whose rounding let a run of 3 s at 10/s send a 31st at 2.99999... s */
+            next = o->poisson ? next - log(uniform01(&rng)) / o->rate
+                              : start + (double)ls.sent / o->rate;
             continue;
         }
         int wait_ms = o->concurrency > 0 ? 100 : (int)((next - now) * 1e3);
