@@ -134,9 +134,9 @@ static void check_every_cut_torch(const char *name)
     if (access(path, R_OK) != 0) {
         /* scripts/test.sh installs PyTorch and sets HS_REQUIRE_TORCH=1: there it must be */
         const char *required = getenv("HS_REQUIRE_TORCH");
-        cr_assert(!required || strcmp(required, "1") != 0,
-                  "%s: no PyTorch export (the torch_exports test writes it)", path);
-        cr_skip_test("%s: no PyTorch export (the torch_exports test writes it)", path);
+        const char *why = "no PyTorch export (the torch_exports test writes it)";
+        cr_assert(!required || strcmp(required, "1") != 0, "%s: %s", path, why);
+        cr_skip_test("%s: %s", path, why);
     }
     hs_graph *g;
     hs_error err = {0};
